@@ -1,0 +1,1 @@
+"""The simulated world: catalog, fault families, generator, dynamics. No Gymnasium here."""

@@ -37,8 +37,8 @@ class RandomAgent:
         if verb == 1:
             return f"assign to {teams[int(rng.integers(len(teams)))]}"
         if verb == 2:
-            fixes = list(Fix)
-            return f"mitigate: {fixes[int(rng.integers(len(fixes)))].value} {services[int(rng.integers(len(services)))]}"
+            fix = list(Fix)[int(rng.integers(len(Fix)))]
+            return f"mitigate: {fix.value} {services[int(rng.integers(len(services)))]}"
         return "escalate" if verb == 3 else "resolve"
 
 

@@ -12,15 +12,14 @@ from incidentiq.language.parser import MAX_ACTION_LENGTH, parse
 from incidentiq.language.render import render_text
 from incidentiq.scoring.grader import Tally
 from incidentiq.scoring.reward import REWARD_KEYS, reward_components
-from incidentiq.sim.dynamics import LOG_WINDOW, StepRecord, World
+from incidentiq.sim.catalog import MAX_TEAMS
+from incidentiq.sim.dynamics import LOG_WINDOW, MAX_LINE, StepRecord, World
 from incidentiq.sim.generator import MAX_SERVICES, Incident, generate
 from incidentiq.sim.tasks import MAX_SLA_MINUTES, MAX_STEPS, TASKS, Split, TaskId
 
 TEXT_CHARSET = "".join(chr(c) for c in range(32, 127))
 """Printable ASCII: every string in an observation uses only these."""
 ACTION_CHARSET = TEXT_CHARSET + "\n"
-MAX_TEAMS = 8
-MAX_LINE = 256
 MAX_FEEDBACK = 1024
 _TASK_ORDER = tuple(TaskId)
 
@@ -190,7 +189,7 @@ class IncidentEnv(gym.Env[dict, str]):
                         "error_rate_pct": spaces.Box(0.0, 100.0, (n,), np.float32),
                         "latency_p99_ms": spaces.Box(0.0, 1e5, (n,), np.float32),
                         "throughput_rps": spaces.Box(0.0, 1e5, (n,), np.float32),
-                        "status": spaces.MultiDiscrete([4] * n),
+                        "status": spaces.MultiDiscrete([4] * n, dtype=np.int8),
                     }
                 ),
                 "feedback": _text(MAX_FEEDBACK, 0),
@@ -225,7 +224,6 @@ class IncidentEnv(gym.Env[dict, str]):
         self._tally = Tally(incident)
         self._trajectory: list[StepRecord] = []
         self._done = False
-        n = len(incident.services)
         deps = np.zeros((MAX_SERVICES, MAX_SERVICES), dtype=np.int8)
         for i, j in incident.edges:
             deps[i, j] = 1
@@ -237,9 +235,6 @@ class IncidentEnv(gym.Env[dict, str]):
             "teams": incident.teams,
             "hypotheses": incident.hypotheses,
         }
-        self._pad = [0.0] * (MAX_SERVICES - n)
-        self._slot_pad = [0] * (MAX_SERVICES - n)
-        self._team_pad = [0] * (MAX_TEAMS - len(incident.teams))
         self._score = 0.0
         obs = self._observation("")
         info = self._info(True, "", dict.fromkeys(REWARD_KEYS, 0.0))
@@ -254,29 +249,32 @@ class IncidentEnv(gym.Env[dict, str]):
             raise RuntimeError("The episode has ended; call reset() to start a new incident.")
         if not isinstance(action, str):
             raise TypeError(f"IncidentEnv actions are str commands, got {type(action).__name__}: {action!r:.80}")
-        world = self._world
+        world, config = self._world, self._config
         parsed = parse(action)
         command = parsed.command
-        canonical = command.text if command is not None else ""
-        record, feedback = world.apply(command, parsed.reasoning, canonical)
+        record, feedback = world.apply(command, parsed.reasoning, parsed.canonical)
         if command is None:
             feedback = parsed.error
         self._trajectory.append(record)
         self._tally.update(record)
-        parts = reward_components(record, self._config.sla_minutes)
+        parts = reward_components(record, config.sla_minutes)
         reward = sum(parts.values())
-        terminated = world.resolved or world.failed_resolves >= 3 or world.minute >= self._config.sla_minutes
-        truncated = not terminated and world.steps >= self._config.max_steps
-        if world.failed_resolves >= 3 and not world.resolved:
+        terminated = True
+        if world.resolved:
+            pass
+        elif world.failed_resolves >= 3:
             feedback += " Three premature resolves in a row: the incident review ends this episode."
-        elif world.minute >= self._config.sla_minutes and not world.resolved:
+        elif world.minute >= config.sla_minutes:
             feedback += " The SLA has been breached."
-        grade = self._tally.grade()
-        self._score = grade.total
+        else:
+            terminated = False
+        truncated = not terminated and world.steps >= config.max_steps
+        self._score = self._tally.total()
         obs = self._observation(feedback)
-        info = self._info(command is not None, canonical, parts)
+        info = self._info(command is not None, parsed.canonical, parts)
         if terminated or truncated:
             self._done = True
+            grade = self._tally.grade()
             info["grade"] = grade.total
             info["grade_components"] = grade.components
             info["is_success"] = world.resolved
@@ -316,8 +314,8 @@ class IncidentEnv(gym.Env[dict, str]):
     def _observation(self, feedback: str) -> dict:
         world = self._world
         static = self._static
-        pad = self._pad
-        errors, latency, throughput = world.metrics()
+        metrics = world.metrics()
+        flags = world.flags.copy()
         self._last_feedback = feedback
         if len(feedback) > MAX_FEEDBACK:
             feedback = feedback[: MAX_FEEDBACK - 3] + "..."
@@ -326,23 +324,20 @@ class IncidentEnv(gym.Env[dict, str]):
             "incident_description": static["incident_description"],
             "affected_services": static["affected_services"],
             "severity": world.severity,
-            "logs": tuple(line[:MAX_LINE] for line in world.logs[-LOG_WINDOW:]),
+            "logs": tuple(world.logs[-LOG_WINDOW:]),
             "metrics": {
-                "error_rate_pct": np.array(errors + pad, dtype=np.float32),
-                "latency_p99_ms": np.array(latency + pad, dtype=np.float32),
-                "throughput_rps": np.array(throughput + pad, dtype=np.float32),
-                "status": np.array(world.status + self._slot_pad, dtype=np.int64),
+                "error_rate_pct": metrics[0],
+                "latency_p99_ms": metrics[1],
+                "throughput_rps": metrics[2],
+                "status": flags[0, :MAX_SERVICES],
             },
             "feedback": feedback,
             "score": np.array([self._score], dtype=np.float32),
             "sla_remaining": max(0, self._config.sla_minutes - world.minute),
-            "team_roster": {
-                "teams": static["teams"],
-                "available": np.array([not b for b in world.busy] + self._team_pad, dtype=np.int8),
-            },
+            "team_roster": {"teams": static["teams"], "available": flags[2, :MAX_TEAMS]},
             "step_count": world.steps,
             "dependencies": self._dependencies.copy(),
-            "investigated": np.array([c > 0 for c in world.investigations] + self._slot_pad, dtype=np.int8),
+            "investigated": flags[1, :MAX_SERVICES],
             "hypotheses": static["hypotheses"],
         }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from incidentiq.sim.catalog import SERVICE_NAMES, TEAM_NAMES
@@ -86,7 +86,7 @@ _add(_TEAM, "payments-oncall", "payments")
 _LONGEST = max(len(p.split()) for p in _PHRASES)
 _TABLE = {tuple(p.split()): matches for p, matches in _PHRASES.items()}
 _FILLER = frozenset(
-    "the a an to for on in of its it please now with and then from by size pods pod service "
+    "the a an to for on in of its it please now with and then from by size pods pod "
     "team incident this that our".split()
 )
 _ARTIFACT_KINDS = {
@@ -104,11 +104,18 @@ _SERVICE_LIKE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
 
 @dataclass(frozen=True)
 class ParseResult:
-    """A command, or ``None`` with ``error`` saying why the text was rejected."""
+    """A command, or ``None`` with ``error`` saying why the text was rejected.
+
+    ``canonical`` is the command's canonical text ("" when rejected).
+    """
 
     command: Command | None
     error: str = ""
     reasoning: str = ""
+    canonical: str = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "canonical", self.command.text if self.command is not None else "")
 
 
 def normalize(text: str) -> str:
@@ -126,7 +133,7 @@ def parse(text: str) -> ParseResult:
     >>> parse("check payment-service memory\\nheap keeps growing").command.text
     'investigate payment-service memory'
     >>> parse("restart auth-service and rollback user-service").error
-    'One intent per command: it names 2 fixes (restart, rollback).'
+    'One intent per command: it names 2 services (auth-service, user-service).'
     """
     if not isinstance(text, str):
         raise TypeError(f"an action must be a str, got {type(text).__name__}")
@@ -193,10 +200,18 @@ def _decide(found, unknown, artifacts, reasoning) -> ParseResult:
             "mitigate: <fix> <service>, escalate, resolve."
         )
     verb = verbs[0]
+    if verb is Verb.ASSIGN:
+        # Any word that is not a known name may be a team the roster does not have.
+        teams = found.get(_TEAM, []) or [t for t in unknown if t != "service"][:2]
+        if len(teams) > 1:
+            return reject(f"One intent per command: it names 2 teams ({_names(teams)}).")
+        if not teams:
+            return reject("Assign to which team? Name one from the team roster.")
+        return ParseResult(Command(verb, team=str(teams[0])), "", reasoning)
     services: list[str] = list(found.get(_SERVICE, []))
     if not services:
         services = [t for t in unknown if _SERVICE_LIKE.fullmatch(t)][:2]
-    if len(services) > 1 and verb in (Verb.INVESTIGATE, Verb.MITIGATE, Verb.ASSIGN):
+    if len(services) > 1 and verb in (Verb.INVESTIGATE, Verb.MITIGATE):
         return reject(f"One intent per command: it names 2 services ({_names(services)}).")
     service = services[0] if services else None
     if verb is Verb.INVESTIGATE:
@@ -206,13 +221,6 @@ def _decide(found, unknown, artifacts, reasoning) -> ParseResult:
         if len(aspects) > 1:
             return reject(f"Investigate one aspect at a time, not {_names(aspects)}.")
         return ParseResult(Command(verb, service=service, aspect=aspects[0] if aspects else None), "", reasoning)
-    if verb is Verb.ASSIGN:
-        teams = found.get(_TEAM, []) or [t for t in unknown if t not in services][:2]
-        if len(teams) > 1:
-            return reject(f"One intent per command: it names 2 teams ({_names(teams)}).")
-        if not teams:
-            return reject("Assign to which team? Name one from the team roster.")
-        return ParseResult(Command(verb, team=str(teams[0])), "", reasoning)
     if verb is Verb.MITIGATE:
         if len(fixes) > 1:
             return reject(f"One intent per command: it names {len(fixes)} fixes ({_names(fixes)}).")

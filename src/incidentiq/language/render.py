@@ -28,11 +28,11 @@ def render_text(obs: dict) -> str:
         f"SLA remaining: {int(obs['sla_remaining'])} min | step {int(obs['step_count'])} | "
         f"score {float(obs['score'][0]):.2f}",
         "",
-        "AFFECTED SERVICES       status     errors    p99 ms       rps  investigated",
+        "AFFECTED SERVICES         status     errors    p99 ms       rps  investigated",
     ]
     for i, name in enumerate(services):
         lines.append(
-            f"  {name:<22}{STATUS_NAMES[int(metrics['status'][i])]:<10}"
+            f"  {name:<24}{STATUS_NAMES[int(metrics['status'][i])]:<10}"
             f"{metrics['error_rate_pct'][i]:6.1f}%  {metrics['latency_p99_ms'][i]:8.0f}  "
             f"{metrics['throughput_rps'][i]:8.0f}  {'yes' if obs['investigated'][i] else 'no'}"
         )

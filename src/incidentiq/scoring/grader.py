@@ -7,17 +7,23 @@ the grade of the trajectory so far at no extra cost, and at the end it equals
 
 Components, each in [0, 1] before weighting:
 
-- diagnosis: the root's evidence was seen before the first fix (0.5), and the
-  first fix went to the root (1.0);
+- diagnosis: 1.0 when the root's evidence was seen before the first fix and
+  that fix went to the root; 0.5 while the evidence is seen and nothing has
+  been fixed yet; 0 when the first fix went elsewhere or came before the evidence;
 - ownership: the owning team was assigned and acknowledged (a busy team, or a
   P0, needs an escalation first); each wrong team costs 0.5;
-- remediation: a full fix on the root, less 0.25 per wrong fix before it
-  (a partial fix alone earns 0.3);
+- remediation: a full fix on the root, less 0.25 per other fix attempted
+  before it (wrong, misplaced or partial); a partial fix alone earns 0.3;
 - resolution: the incident was resolved, less 0.25 per premature resolve;
 - efficiency: counted only once resolved; 1 less 0.15 per wasted step
   (invalid, repeated, off-path investigations, wrong teams or fixes, ...);
 - reasoning (hard task): the latest reasoning that names a hypothesis names
   exactly the true one.
+
+Ownership, remediation, resolution and efficiency count half when the first
+fix came before the root's evidence was seen: a fix nobody diagnosed is a
+lucky guess, and a fixed script that guesses right a third of the time must
+not look competent.
 """
 
 from __future__ import annotations
@@ -51,7 +57,6 @@ WASTED = frozenset(
 )
 _FIX_ATTEMPTS = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG,
                            Outcome.FIX_ELSEWHERE, Outcome.FIX_UNKNOWN})
-_WRONG_FIXES = frozenset({Outcome.FIX_WRONG, Outcome.FIX_ELSEWHERE, Outcome.FIX_UNKNOWN})
 _NAMES = {
     Hypothesis.DB_OVERLOAD: re.compile(r"db[_ ]overload|database overload|overloaded database|database saturat"),
     Hypothesis.RATE_LIMIT: re.compile(r"rate[_ -]?limit|\b429\b|throttl"),
@@ -80,7 +85,7 @@ class Tally:
 
     def __init__(self, incident: Incident):
         self.incident = incident
-        self.weights = WEIGHTS[incident.task]
+        self._weights = tuple(WEIGHTS[incident.task][key] for key in GRADE_KEYS)
         self.seen_root = False
         self.first_fix_on_root: bool | None = None
         self.seen_root_before_fix = False
@@ -89,7 +94,7 @@ class Tally:
         self.escalated = False
         self.full_fix = False
         self.partial_fix = False
-        self.wrong_fixes = 0
+        self.missed_fixes = 0  # fix attempts before the full fix
         self.resolved = False
         self.early_resolves = 0
         self.wasted = 0
@@ -107,10 +112,9 @@ class Tally:
                 self.seen_root_before_fix = self.seen_root
             if outcome is Outcome.FIX_FULL and not self.full_fix:
                 self.full_fix = True
-            elif outcome is Outcome.FIX_PARTIAL:
-                self.partial_fix = True
-            elif outcome in _WRONG_FIXES and not self.full_fix:
-                self.wrong_fixes += 1
+            elif outcome is not Outcome.FIX_FULL and not self.full_fix:
+                self.missed_fixes += 1
+                self.partial_fix = self.partial_fix or outcome is Outcome.FIX_PARTIAL
         elif outcome in (Outcome.ASSIGN_OWNER, Outcome.ASSIGN_OWNER_BUSY):
             self.owner_assigned = True
         elif outcome is Outcome.ASSIGN_WRONG:
@@ -126,31 +130,39 @@ class Tally:
             if named:
                 self.conclusion = named[0] if len(named) == 1 else None
 
+    def total(self) -> float:
+        """The grade of the trajectory so far, as one number (the env calls this every step)."""
+        d, o, m, r, e, q = self._raw()
+        w = self._weights
+        total = d * w[0] + o * w[1] + m * w[2] + r * w[3] + e * w[4] + q * w[5]
+        return 1.0 if total > 1.0 else (total if total > 0.0 else 0.0)
+
     def grade(self) -> Grade:
-        """The grade of the trajectory so far."""
+        """The grade of the trajectory so far, with its weighted parts."""
+        parts = {key: r * w for key, r, w in zip(GRADE_KEYS, self._raw(), self._weights)}
+        return Grade(min(1.0, max(0.0, sum(parts.values()))), parts)
+
+    def _raw(self) -> tuple[float, ...]:
+        """Each component in [0, 1], in ``GRADE_KEYS`` order."""
         if self.first_fix_on_root is None:
             diagnosis = 0.5 if self.seen_root else 0.0
-        elif self.seen_root_before_fix:
-            diagnosis = 1.0 if self.first_fix_on_root else 0.5
+            justified = 1.0
         else:
-            diagnosis = 0.0
+            diagnosis = 1.0 if self.seen_root_before_fix and self.first_fix_on_root else 0.0
+            justified = 1.0 if self.seen_root_before_fix else 0.5
         acknowledged = self.escalated or not self.incident.needs_escalation
         ownership = (1.0 if acknowledged else 0.5) if self.owner_assigned else 0.0
-        ownership = max(0.0, ownership - 0.5 * self.wrong_teams)
+        ownership = justified * max(0.0, ownership - 0.5 * self.wrong_teams)
         if self.full_fix:
-            remediation = max(0.0, 1.0 - 0.25 * self.wrong_fixes)
+            remediation = justified * max(0.0, 1.0 - 0.25 * self.missed_fixes)
         elif self.partial_fix:
-            remediation = max(0.0, 0.3 - 0.25 * self.wrong_fixes)
+            remediation = justified * max(0.0, 0.3 - 0.25 * (self.missed_fixes - 1))
         else:
             remediation = 0.0
-        resolution = max(0.0, 1.0 - 0.25 * self.early_resolves) if self.resolved else 0.0
-        efficiency = max(0.0, 1.0 - 0.15 * self.wasted) if self.resolved else 0.0
+        resolution = justified * max(0.0, 1.0 - 0.25 * self.early_resolves) if self.resolved else 0.0
+        efficiency = justified * max(0.0, 1.0 - 0.15 * self.wasted) if self.resolved else 0.0
         reasoning = 1.0 if self.conclusion is not None and self.conclusion is self.incident.hypothesis else 0.0
-        raw = {"diagnosis": diagnosis, "ownership": ownership, "remediation": remediation,
-               "resolution": resolution, "efficiency": efficiency, "reasoning": reasoning}
-        components = {key: raw[key] * self.weights[key] for key in GRADE_KEYS}
-        total = min(1.0, max(0.0, sum(components.values())))
-        return Grade(total, components)
+        return diagnosis, ownership, remediation, resolution, efficiency, reasoning
 
 
 def grade(incident: Incident, trajectory: list[StepRecord] | tuple[StepRecord, ...]) -> Grade:

@@ -100,6 +100,8 @@ SERVICES: dict[str, Service] = {
 
 SERVICE_NAMES: tuple[str, ...] = tuple(sorted(SERVICES))
 TEAM_NAMES: tuple[str, ...] = tuple(t.value for t in Team)
+MAX_TEAMS = 8
+"""Room in observations for the roster (the catalog has fewer teams)."""
 
 
 def _callers() -> dict[str, tuple[str, ...]]:

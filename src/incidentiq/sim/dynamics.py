@@ -8,23 +8,26 @@ rewards and grades.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import functools
+from typing import NamedTuple
 
 import numpy as np
 
-from incidentiq.sim.catalog import SERVICES
+from incidentiq.sim.catalog import MAX_TEAMS, SERVICE_NAMES, SERVICES
 from incidentiq.sim.commands import INVALID_MINUTES, Aspect, Command, Fix, Verb
 from incidentiq.sim.faults import FIX_ARTIFACT, HYPOTHESIS_SITES, RULED_OUT, SITE_POINTERS
-from incidentiq.sim.generator import Incident, Role
+from incidentiq.sim.generator import MAX_SERVICES, Incident, Role
 from incidentiq.sim.tasks import TaskId
 
 LOG_WINDOW = 8
+MAX_LINE = 256
 OK_BELOW = 0.15
 DOWN_FROM = 0.6
 STATUS_OK, STATUS_DEGRADED, STATUS_DOWN = 1, 2, 3
 """Status codes in observations; 0 marks an empty (padding) slot."""
 STATUS_NAMES = ("-", "ok", "degraded", "down")
 
+MAX_SLOTS = max(MAX_SERVICES, MAX_TEAMS)
 RELIEF_MINUTES = 6
 CASCADE_GAIN = 1.3  # callers fail harder than the dependency that drags them down
 SETTLE = 0.35  # per minute, the share of the gap to its target a service keeps
@@ -57,8 +60,7 @@ class Outcome(str, enum.Enum):
     RESOLVE_EARLY = "resolve_early"
 
 
-@dataclass(frozen=True)
-class StepRecord:
+class StepRecord(NamedTuple):
     """One entry of a trajectory: the grader's whole input besides the incident.
 
     ``revealed`` marks an investigation that showed the root cause's evidence;
@@ -76,13 +78,44 @@ class StepRecord:
     hops: int = 0
 
 
+_NOISE = (1.0 + 0.06 * (np.random.default_rng(2026).random((4096, MAX_SERVICES), dtype=np.float32) - 0.5))
+"""Multiplicative metric noise (+-3%): each episode reads it from a row drawn by its own RNG."""
+
+
+def _metric_table(per_service) -> np.ndarray:
+    """A (3, services + 1) float32 table over ``SERVICE_NAMES``; the last column is an empty slot."""
+    columns = [per_service(SERVICES[name]) for name in SERVICE_NAMES] + [(0.0, 0.0, 0.0)]
+    return np.array(columns, dtype=np.float32).T.copy()
+
+
+_OFFSET = _metric_table(lambda s: (0.2, s.base_latency_ms, s.base_throughput_rps))
+_SLOPE = _metric_table(lambda s: (65.0, 14.0 * s.base_latency_ms, -0.9 * s.base_throughput_rps))
+_EMPTY_COLUMN = len(SERVICE_NAMES)
+
+
+@functools.cache
+def _clock() -> tuple[str, ...]:
+    """"HH:MM:SSZ" for every second of a day, built once: log stamps are a lookup."""
+    return tuple(f"{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60))
+
+
 _HANDLERS = {verb: f"_{verb.value}" for verb in Verb}
 _FIX_ATTEMPTS = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG,
                            Outcome.FIX_ELSEWHERE, Outcome.FIX_UNKNOWN})
 
 
-def _fmt(template: str, incident: Incident, **extra: str) -> str:
-    return template.format(**incident.artifacts, **extra)
+_CATALOG_LINES = {
+    name: f"INFO catalog: {name} is owned by {service.team.value}; it calls {', '.join(service.calls) or 'nothing'}"
+    for name, service in SERVICES.items()
+}
+"""What a service catalog says of each service: its owner and its direct dependencies."""
+_INVESTIGATION_OUTCOMES = {
+    Role.ROOT: Outcome.INVESTIGATE_ROOT,
+    Role.PATH: Outcome.INVESTIGATE_PATH,
+    Role.SITE: Outcome.INVESTIGATE_SITE,
+    Role.RED_HERRING: Outcome.INVESTIGATE_UNRELATED,
+    Role.DECOY: Outcome.INVESTIGATE_UNRELATED,
+}
 
 
 class World:
@@ -90,12 +123,18 @@ class World:
 
     def __init__(self, incident: Incident, rng: np.random.Generator):
         self.incident = incident
-        n = len(incident.services)
-        self.index = {name: i for i, name in enumerate(incident.services)}
+        services = incident.services
+        n = len(services)
+        self.index = {name: i for i, name in enumerate(services)}
         self.badness = list(incident.initial_badness)
         self.spike = [0.0] * n
-        # Seeded jitter for the metrics, one row per step, drawn once.
-        self.jitter = (rng.random(n * 32) - 0.5).tolist()
+        self.spiking = False
+        # Metrics are offset + slope * level, times seeded noise (one row per step, drawn once).
+        self._pad = [0.0] * (MAX_SERVICES - n)
+        columns = list(incident.catalog_index) + [_EMPTY_COLUMN] * (MAX_SERVICES - n)
+        self._offset = _OFFSET[:, columns]
+        self._slope = _SLOPE[:, columns]
+        self._noise_start = int(rng.integers(len(_NOISE)))
         self.minute = 0
         self.steps = 0
         self.fault_active = True
@@ -103,7 +142,6 @@ class World:
         self.growth = incident.family.growth_per_minute
         self.investigations = [0] * n
         self.any_investigation = False
-        self.assigned: str | None = None
         self.escalated = False
         self.severity = incident.severity
         self.busy = list(incident.busy)
@@ -112,33 +150,37 @@ class World:
         self.resolved = False
         self.seen: set[str] = set()
         self.root = self.index[incident.root]
-        # Callers on the causal path, nearest the root first, with their next hop.
-        hops = {incident.root: 0}
-        path = []
-        pending = [i for i, role in enumerate(incident.roles) if role is Role.PATH]
-        while pending:
-            ready = [i for i in pending if incident.next_hop[i] in hops]
-            for i in ready:
-                hops[incident.services[i]] = hops[incident.next_hop[i]] + 1
-                path.append((i, self.index[incident.next_hop[i]]))
-            pending = [i for i in pending if i not in ready]
-        self.path = path
-        self.hops = [hops.get(name, 0) for name in incident.services]
-        self.status = [self._status(i) for i in range(n)]
-        self.logs: list[str] = []
-        for k, line in enumerate(incident.initial_logs):
-            self.logs.append(f"{self._stamp(k - len(incident.initial_logs), k)} {line}")
+        # Evidence templates name the root as {service} or {root}, and the episode's artifacts.
+        self.fields = {**incident.artifacts, "service": incident.root, "root": incident.root}
+        self.path = incident.path
+        self.hops = incident.hops
+        # Observable flags, one row each: status (0 marks an empty slot), investigated, team available.
+        self.flags = np.zeros((3, MAX_SLOTS), dtype=np.int8)
+        self.flags[2, : len(self.busy)] = [not busy for busy in self.busy]
+        self.status = self._refresh()
+        self.flags[0, :n] = self.status
+        self._day = f"{incident.date}T"
+        # Minute 0 starts on a whole minute so that its lines, 4 s apart, stay inside it.
+        self._clock_start = incident.clock_start - incident.clock_start % 60
+        self._stamp_minute, self._line_in_minute = 0, 0
+        # The first alerts arrived over the minutes before the incident was opened.
+        self._clock = clock = _clock()
+        day, start = self._day, self._clock_start - 60 * len(incident.initial_logs)
+        self.logs = [
+            f"{day}{clock[(start + 67 * k) % 86400]} {line}"[:MAX_LINE] for k, line in enumerate(incident.initial_logs)
+        ]
 
     # ---- telemetry -------------------------------------------------------------
 
-    def _stamp(self, minute: int, k: int) -> str:
-        seconds = self.incident.clock_start + 60 * minute + 7 * k
-        hours, rest = divmod(seconds % 86400, 3600)
-        return f"{self.incident.date}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
-
     def _emit(self, lines: list[str]) -> None:
-        for k, line in enumerate(lines):
-            self.logs.append(f"{self._stamp(self.minute, k)} {line}")
+        # Stamps never go backwards: lines of the same minute are spaced 4 s apart.
+        if self.minute != self._stamp_minute:
+            self._stamp_minute, self._line_in_minute = self.minute, 0
+        for line in lines:
+            second = min(59, 4 * self._line_in_minute)
+            self._line_in_minute += 1
+            stamp = self._clock[(self._clock_start + 60 * self.minute + second) % 86400]
+            self.logs.append(f"{self._day}{stamp} {line}"[:MAX_LINE])
         if len(self.logs) > 4 * LOG_WINDOW:
             del self.logs[: -LOG_WINDOW]
 
@@ -147,22 +189,18 @@ class World:
         value = self.badness[i] + self.spike[i]
         return value if value < 1.0 else 1.0
 
-    def _status(self, i: int) -> int:
-        value = self.level(i)
-        return STATUS_OK if value < OK_BELOW else (STATUS_DEGRADED if value < DOWN_FROM else STATUS_DOWN)
+    def _refresh(self) -> list[int]:
+        """Recompute every service's level and status; return the new statuses."""
+        self.levels = [b + s if b + s < 1.0 else 1.0 for b, s in zip(self.badness, self.spike)]
+        return [STATUS_OK if v < OK_BELOW else (STATUS_DEGRADED if v < DOWN_FROM else STATUS_DOWN) for v in self.levels]
 
-    def metrics(self) -> list[list[float]]:
-        """Rows error_rate_pct, latency_p99_ms, throughput_rps, one column per service."""
-        row = (self.steps % 32) * len(self.badness)
-        errors, latency, throughput = [], [], []
-        for i, name in enumerate(self.incident.services):
-            value = self.level(i)
-            noise = 1.0 + 0.06 * self.jitter[row + i]
-            service = SERVICES[name]
-            errors.append(min(100.0, (0.2 + 65.0 * value) * noise))
-            latency.append(service.base_latency_ms * (1.0 + 14.0 * value) * noise)
-            throughput.append(service.base_throughput_rps * (1.0 - 0.9 * value) * noise)
-        return [errors, latency, throughput]
+    def metrics(self) -> np.ndarray:
+        """A new float32 array of rows error rate (%), p99 latency (ms), throughput (rps).
+
+        Columns follow the listed services, padded with zeros to ``MAX_SERVICES``.
+        """
+        levels = np.array(self.levels + self._pad, dtype=np.float32)
+        return (self._offset + self._slope * levels) * _NOISE[(self._noise_start + self.steps) % len(_NOISE)]
 
     def recovered(self) -> bool:
         """Recovery is confirmed: the fault is gone and the causal path is healthy."""
@@ -176,36 +214,43 @@ class World:
         """Let ``minutes`` pass: the fault grows, the path follows, spikes fade."""
         self.minute += minutes
         self.steps += 1
-        root = self.root
+        badness, root = self.badness, self.root
         if self.fault_active:
             if self.relief_until < self.minute:
                 # Relief wears off gradually: growth resumes after the window.
-                self.badness[root] = min(1.0, self.badness[root] + self.growth * minutes)
+                badness[root] = min(1.0, badness[root] + self.growth * minutes)
         else:
-            self.badness[root] = 0.0
+            badness[root] = 0.0
         keep = SETTLE**minutes
+        spike = self.spike
         for i, j in self.path:
-            target = min(1.0, CASCADE_GAIN * self.level(j))
-            self.badness[i] = target + (self.badness[i] - target) * keep
-        if any(self.spike):
+            target = CASCADE_GAIN * (badness[j] + spike[j])
+            if target > 1.0:
+                target = 1.0
+            badness[i] = target + (badness[i] - target) * keep
+        if self.spiking:
             fade = 0.5**minutes
             self.spike = [s * fade if s > 0.01 else 0.0 for s in self.spike]
+            self.spiking = any(self.spike)
+        status = self._refresh()
         lines = []
-        for i, name in enumerate(self.incident.services):
-            status = self._status(i)
-            if status != self.status[i]:
-                if status == STATUS_OK:
-                    lines.append(f"INFO {name}: recovered, error rate back under threshold")
-                elif status == STATUS_DOWN:
-                    lines.append(f"CRIT {name}: health checks failing, marked down")
-                elif self.status[i] == STATUS_OK:
-                    lines.append(f"WARN {name}: error rate above threshold, degraded")
-                self.status[i] = status
+        if status != self.status:
+            for i, (old, new) in enumerate(zip(self.status, status)):
+                if new != old:
+                    name = self.incident.services[i]
+                    if new == STATUS_OK:
+                        lines.append(f"INFO {name}: recovered, error rate back under threshold")
+                    elif new == STATUS_DOWN:
+                        lines.append(f"CRIT {name}: health checks failing, marked down")
+                    elif old == STATUS_OK:
+                        lines.append(f"WARN {name}: error rate above threshold, degraded")
+            self.status = status
+            self.flags[0, : len(status)] = status
         if not lines:
-            worst = max(range(len(self.badness)), key=self.level)
-            if self.status[worst] != STATUS_OK:
+            worst = self.levels.index(max(self.levels))
+            if status[worst] != STATUS_OK:
                 name = self.incident.services[worst]
-                lines.append(f"ERROR {name}: alert still firing ({STATUS_NAMES[self.status[worst]]})")
+                lines.append(f"ERROR {name}: alert still firing ({STATUS_NAMES[status[worst]]})")
         self._emit(lines)
 
     # ---- commands --------------------------------------------------------------
@@ -240,21 +285,15 @@ class World:
         self.any_investigation = True
         repeat = self.investigations[i]
         self.investigations[i] += 1
+        self.flags[1, i] = 1
         role = incident.roles[i]
         findings = self._findings(i, command.aspect)
         revealed = role is Role.ROOT and (
             incident.diagnostic_aspect is None or command.aspect is incident.diagnostic_aspect
         )
-        service = SERVICES[name]
-        calls = ", ".join(service.calls) if service.calls else "nothing"
-        owner_line = f"INFO catalog: {name} is owned by {service.team.value}; it calls {calls}"
-        lines = [*findings, owner_line]
-        feedback = f"Investigated {name}: " + " | ".join(findings + [f"owner {service.team.value}"])
-        outcome = {
-            Role.ROOT: Outcome.INVESTIGATE_ROOT,
-            Role.PATH: Outcome.INVESTIGATE_PATH,
-            Role.SITE: Outcome.INVESTIGATE_SITE,
-        }.get(role, Outcome.INVESTIGATE_UNRELATED)
+        lines = [*findings, _CATALOG_LINES[name]]
+        feedback = f"Investigated {name}: {' | '.join(findings)} | owner {SERVICES[name].team.value}"
+        outcome = _INVESTIGATION_OUTCOMES[role]
         return outcome, feedback, lines, {"revealed": revealed, "repeat": repeat, "hops": self.hops[i]}
 
     def _findings(self, i: int, aspect: Aspect | None) -> list[str]:
@@ -270,22 +309,23 @@ class World:
         if role is Role.ROOT:
             wanted = incident.diagnostic_aspect
             if wanted is None or aspect is wanted:
-                return [_fmt(t, incident, service=name) for t in family.evidence]
-            found = [f"WARN {name}: error rate and retries rising; nothing conclusive in {aspect.value if aspect else 'general logs'}"]
+                return [t.format_map(self.fields) for t in family.evidence]
+            where = aspect.value if aspect else "general logs"
+            found = [f"WARN {name}: error rate and retries rising; nothing conclusive in {where}"]
             if asked is not None and asked is not truth:
-                found.append(_fmt(RULED_OUT[asked], incident))
+                found.append(RULED_OUT[asked].format_map(self.fields))
             return found
         if role is Role.PATH:
             if hard and asked is not None and HYPOTHESIS_SITES[asked][0] == name:
                 template = SITE_POINTERS[asked] if asked is truth else RULED_OUT[asked]
-                return [_fmt(template, incident, root=incident.root)]
+                return [template.format_map(self.fields)]
             symptom = family.symptom.format(target=incident.next_hop[i])
             return [f"ERROR {name}: {symptom}"]
         if role is Role.SITE:
             for hypothesis, (site, _) in HYPOTHESIS_SITES.items():
                 if site == name:
                     template = SITE_POINTERS[hypothesis] if hypothesis is truth else RULED_OUT[hypothesis]
-                    return [_fmt(template, incident, root=incident.root)]
+                    return [template.format_map(self.fields)]
             return [f"INFO {name}: no errors, dependencies healthy"]
         if role is Role.RED_HERRING:
             return [f"INFO {name}: errors come from a batch job on a draining node; user traffic unaffected"]
@@ -310,6 +350,7 @@ class World:
         self.escalated = True
         self.severity = max(0, self.severity - 1)
         self.busy = [False] * len(self.busy)
+        self.flags[2, : len(self.busy)] = 1
         lines = [f"WARN pager: severity raised to P{self.severity}, secondary on-call paged"]
         if needed:
             return Outcome.ESCALATE_NEEDED, f"Escalated to P{self.severity}; the secondary on-call is paged.", lines, {}
@@ -329,6 +370,7 @@ class World:
         if i != self.root:
             if fix is Fix.RESTART:
                 self.spike[i] = 0.35
+                self.spiking = True
                 return Outcome.FIX_ELSEWHERE, f"Restarted {name}: a short error spike, nothing fixed.", [line], {}
             if fix is Fix.ROLLBACK:
                 return Outcome.FIX_ELSEWHERE, f"{name} has no recent deploy to roll back.", [], {}

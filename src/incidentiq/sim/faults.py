@@ -231,9 +231,9 @@ CLUES: dict[Hypothesis, str] = {
 """Shallow hard-task clues: each suggests a hypothesis without settling it."""
 
 SITE_POINTERS: dict[Hypothesis, str] = {
-    Hypothesis.DB_OVERLOAD: "WARN db-primary: connections normal, but {root} clients time out waiting on their own pool",
+    Hypothesis.DB_OVERLOAD: "WARN db-primary: connections normal, but {root} clients time out waiting on their pool",
     Hypothesis.RATE_LIMIT: "ERROR stripe-api: 429 Too Many Requests for client {root} ({count} in the last minute)",
-    Hypothesis.MEMORY_LEAK: "WARN payment-service: heap stable, but calls to {root} are reset by peer (pods restarting)",
+    Hypothesis.MEMORY_LEAK: "WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",
 }
 """What a hypothesis site shows when the hypothesis is true but the fault sits elsewhere."""
 

@@ -8,7 +8,8 @@ seed gives the same incident in any process.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import itertools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,9 +41,8 @@ class Role(enum.IntEnum):
     DECOY = 4  # healthy bystander
 
 
-@dataclass(frozen=True)
-class Incident:
-    """Ground truth and the starting state of one episode.
+class Incident(NamedTuple):
+    """Ground truth and the starting state of one episode (immutable).
 
     Lists are aligned with ``services`` (the shuffled order the agent sees).
     """
@@ -54,6 +54,9 @@ class Incident:
     services: tuple[str, ...]
     roles: tuple[Role, ...]
     next_hop: tuple[str, ...]  # for PATH services: the dependency leading toward the root
+    path: tuple[tuple[int, int], ...]  # (caller, next hop) index pairs, nearest the root first
+    hops: tuple[int, ...]  # distance from the root along the path (0 off the path)
+    catalog_index: tuple[int, ...]  # position of each service in ``SERVICE_NAMES``
     edges: tuple[tuple[int, int], ...]  # observed (caller, callee) index pairs, possibly noisy
     artifacts: dict[str, str]
     teams: tuple[str, ...]  # roster order
@@ -157,6 +160,8 @@ _RED_HERRING_LINES = (
     "ERROR {service}: 3 consecutive health checks failed on a draining node",
     "WARN {service}: batch job reprocessing {count} records, error rate elevated",
 )
+_CATALOG_INDEX = {name: i for i, name in enumerate(SERVICE_NAMES)}
+_HYPOTHESIS_ORDER = tuple(sorted(Hypothesis, key=lambda h: h.value))
 _CALLER_ALERTS = (
     "ERROR {service}: 5xx rate above SLO ({count} errors in 5m)",
     "WARN {service}: p99 latency above 2s",
@@ -172,42 +177,48 @@ class _Draws:
     costs a single call into numpy instead of one per choice.
     """
 
-    __slots__ = ("_rng", "_values", "_next")
+    __slots__ = ("uniform",)
 
     def __init__(self, rng: np.random.Generator, count: int = 128):
-        self._rng = rng
-        self._values = rng.random(count).tolist()
-        self._next = 0
+        def more():
+            while True:
+                yield from rng.random(64).tolist()
 
-    def uniform(self) -> float:
-        if self._next == len(self._values):
-            self._values += self._rng.random(64).tolist()
-        value = self._values[self._next]
-        self._next += 1
-        return value
+        self.uniform = itertools.chain(rng.random(count).tolist(), more()).__next__
 
     def index(self, n: int) -> int:
-        """A uniform integer in ``[0, n)``."""
-        return min(int(self.uniform() * n), n - 1)
+        """A uniform integer in ``[0, n)``.
+
+        ``uniform()`` is at most 1 - 2**-53, so the product rounds below ``n``
+        for any ``n`` under 2**52.
+        """
+        return int(self.uniform() * n)
+
+    def sample(self, n: int, k: int) -> list[int]:
+        """``k`` distinct integers from ``[0, n)``, in draw order."""
+        pool = list(range(n))
+        return [pool.pop(self.index(len(pool))) for _ in range(min(k, n))]
 
     def permutation(self, n: int) -> list[int]:
         keys = [self.uniform() for _ in range(n)]
         return sorted(range(n), key=keys.__getitem__)
 
 def _draw_artifacts(draws: _Draws, root: str) -> dict[str, str]:
-    r = [int(draws.uniform() * (1 << 30)) for _ in range(11)]
+    # Three uniforms give 3 x 52 random bits; each artifact takes its share by mixed-radix digits.
+    scale = 1 << 52
+    a, b, c = int(draws.uniform() * scale), int(draws.uniform() * scale), int(draws.uniform() * scale)
     return {
-        "deploy": f"deploy-{10000 + r[0] % 90000}",
-        "flag": f"ff_{_FLAG_WORDS[r[1] % len(_FLAG_WORDS)]}",
-        "canary": f"canary-{_CANARY_WORDS[r[2] % len(_CANARY_WORDS)]}-{1 + r[2] % 9}",
-        "pid": str(1000 + r[3] % 60000),
-        "shard": f"shard-{r[4] % 24}",
-        "cert": f"cert-{root.split('-')[0]}-{100 + r[5] % 900}",
-        "port": str(8443 + r[6] % 500),
-        "count": str(100 * (2 + r[7] % 8)),
-        "heap": f"{3 + r[8] % 3}.{r[8] % 10}",
-        "restarts": str(3 + r[9] % 9),
-        "ms": str(200 + r[10] % 1800),
+        "deploy": f"deploy-{10000 + a % 90000}",
+        "flag": f"ff_{_FLAG_WORDS[a // 90000 % len(_FLAG_WORDS)]}",
+        "canary": f"canary-{_CANARY_WORDS[a // 720000 % len(_CANARY_WORDS)]}-{1 + a // 5760000 % 9}",
+        "pid": str(1000 + b % 60000),
+        "shard": f"shard-{b // 60000 % 24}",
+        "cert": f"cert-{root.split('-')[0]}-{100 + b // 1440000 % 900}",
+        "port": str(8443 + c % 500),
+        "count": str(100 * (2 + c // 500 % 8)),
+        "heap": f"{3 + c // 4000 % 3}.{c // 12000 % 10}",
+        "restarts": str(3 + c // 120000 % 9),
+        "ms": str(200 + c // 1080000 % 1800),
     }
 
 
@@ -246,7 +257,7 @@ def generate(
     artifacts = _draw_artifacts(draws, root)
 
     roles: dict[str, Role] = {root: Role.ROOT}
-    next_hop: dict[str, str] = {}
+    next_hop: dict[str, str] = {}  # insertion order is nearest-the-root first
     badness: dict[str, float] = {}
     hypothesis = None
     if task is TaskId.SINGLE_SERVICE_OUTAGE:
@@ -270,26 +281,28 @@ def generate(
             caller = chain[hop]
             roles[caller], next_hop[caller], badness[caller] = Role.PATH, hop, 0.45
             hop = caller
-        n_decoys = max(0, min(n_decoys, MAX_SERVICES - len(roles)))
 
     candidates = [s for s in _DECOY_POOL if s not in roles]
-    picks = draws.permutation(len(candidates))[: n_decoys + 1]
-    red_herring = None
-    for k, i in enumerate(picks):
-        if task is TaskId.CASCADING_FAILURE and k == 0:
-            red_herring = candidates[i]
-            roles[red_herring], badness[red_herring] = Role.RED_HERRING, 0.4
-        elif k < n_decoys:
-            roles[candidates[i]], badness[candidates[i]] = Role.DECOY, 0.02
+    red_herrings = 1 if task is TaskId.CASCADING_FAILURE else 0
+    n_decoys = max(0, min(n_decoys, MAX_SERVICES - len(roles) - red_herrings))  # as many as there is room for
+    picks = [candidates[i] for i in draws.sample(len(candidates), red_herrings + n_decoys)]
+    red_herring = picks[0] if red_herrings else None
+    for service in picks[red_herrings:]:
+        roles[service], badness[service] = Role.DECOY, 0.02
+    if red_herring is not None:
+        roles[red_herring], badness[red_herring] = Role.RED_HERRING, 0.4
     listed = sorted(roles)
     order = draws.permutation(len(listed))
     services = tuple(listed[i] for i in order)
     index = {name: i for i, name in enumerate(services)}
+    hops = {root: 0}
+    for service, callee in next_hop.items():
+        hops[service] = hops[callee] + 1
 
     edges = [(index[a], index[b]) for a in services for b in SERVICES[a].calls if b in index]
     if task is TaskId.CASCADING_FAILURE:
         edges = [e for e in edges if draws.uniform() >= 0.25]
-        a, b = draws.permutation(len(services))[:2]
+        a, b = draws.sample(len(services), 2)
         if (a, b) not in edges and (b, a) not in edges:
             edges.append((a, b))
     edges.sort()
@@ -300,8 +313,7 @@ def generate(
 
     hypotheses: tuple[str, ...] = ()
     if hypothesis is not None:
-        names = sorted(h.value for h in Hypothesis)
-        hypotheses = tuple(names[i] for i in draws.permutation(len(names)))
+        hypotheses = tuple(_HYPOTHESIS_ORDER[i].value for i in draws.permutation(len(_HYPOTHESIS_ORDER)))
 
     logs = _initial_logs(draws, task, family, root, services, roles, red_herring, artifacts, log_noise)
     path = sorted(s for s in services if roles[s] is Role.PATH)
@@ -311,14 +323,24 @@ def generate(
         description = f"alerts firing on {', '.join(path)}; customer-facing errors rising"
     else:
         description = "payment-service degraded: charge latency and failure rate rising"
+    listed_roles, listed_hops, listed_next, listed_badness, catalog_index = [], [], [], [], []
+    for name in services:
+        listed_roles.append(roles[name])
+        listed_hops.append(hops.get(name, 0))
+        listed_next.append(next_hop.get(name, ""))
+        listed_badness.append(badness[name])
+        catalog_index.append(_CATALOG_INDEX[name])
     return Incident(
         task=task,
         description=description,
         family=family,
         root=root,
         services=services,
-        roles=tuple(roles[s] for s in services),
-        next_hop=tuple(next_hop.get(s, "") for s in services),
+        roles=tuple(listed_roles),
+        next_hop=tuple(listed_next),
+        path=tuple((index[s], index[c]) for s, c in next_hop.items()),
+        hops=tuple(listed_hops),
+        catalog_index=tuple(catalog_index),
         edges=tuple(edges),
         artifacts=artifacts,
         teams=teams,
@@ -326,35 +348,42 @@ def generate(
         severity=severity,
         hypotheses=hypotheses,
         hypothesis=hypothesis,
-        initial_badness=tuple(badness[s] for s in services),
+        initial_badness=tuple(listed_badness),
         initial_logs=logs,
         log_noise=log_noise,
-        clock_start=draws.index(22 * 3600),
+        # Between 01:00 and 22:00, so that no episode's log stamps cross midnight.
+        clock_start=3600 + draws.index(21 * 3600),
         date=f"2026-{1 + draws.index(12):02d}-{1 + draws.index(28):02d}",
     )
 
 
 def _initial_logs(draws, task, family, root, services, roles, red_herring, artifacts, log_noise):
+    fields = dict(artifacts)
+
+    def fill(template: str, service: str) -> str:
+        fields["service"] = service
+        return template.format_map(fields)
+
     lines: list[str] = []
     path = [s for s in services if roles[s] is Role.PATH]
     if task is TaskId.SINGLE_SERVICE_OUTAGE:
-        lines.append(family.alert.format(service=root, **artifacts))
-        lines += [_CALLER_ALERTS[0].format(service=s, **artifacts) for s in path]
+        lines.append(fill(family.alert, root))
+        lines += [fill(_CALLER_ALERTS[0], s) for s in path]
     elif task is TaskId.CASCADING_FAILURE:
         for k, service in enumerate(path):
-            lines.append(_CALLER_ALERTS[k % len(_CALLER_ALERTS)].format(service=service, **artifacts))
+            lines.append(fill(_CALLER_ALERTS[k % len(_CALLER_ALERTS)], service))
         pick = draws.index(len(_RED_HERRING_LINES))
-        lines.append(_RED_HERRING_LINES[pick].format(service=red_herring, **artifacts))
+        lines.append(fill(_RED_HERRING_LINES[pick], red_herring))
     else:
         lines.append("ERROR payment-service: p99 latency 2.4s, charge failures rising")
-        lines += [CLUES[h].format(**artifacts) for h in sorted(Hypothesis, key=lambda h: h.value)]
-        lines.append(_CALLER_ALERTS[0].format(service="checkout-service", **artifacts))
+        lines += [CLUES[h].format_map(fields) for h in _HYPOTHESIS_ORDER]
+        lines.append(fill(_CALLER_ALERTS[0], "checkout-service"))
     bystanders = [s for s in services if roles[s] is Role.DECOY]
     if bystanders:
         for draw in (draws.uniform(), draws.uniform()):
             if draw < log_noise:
                 template = _NOISE_LINES[int(draw * 1000) % len(_NOISE_LINES)]
-                lines.append(template.format(service=bystanders[int(draw * 97) % len(bystanders)], **artifacts))
+                lines.append(fill(template, bystanders[int(draw * 97) % len(bystanders)]))
     order = draws.permutation(len(lines))
     return tuple(lines[i] for i in order)
 

@@ -1,0 +1,65 @@
+"""Smoke test of ``benchmarks/bench_env.py`` with tiny budgets (the ratio targets are not asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import incidentiq
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_env.py"
+RATE_KEYS = (
+    "steps_per_s",
+    "resets_per_s",
+    "cartpole_steps_per_s",
+    "cartpole_resets_per_s",
+    "steps_ratio",
+    "resets_ratio",
+)
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help():
+    done = run_bench("--help")
+    assert done.returncode == 0, done.stderr
+    for option in ("--steps", "--resets", "--rounds", "--out", "--strict"):
+        assert option in done.stdout
+
+
+def test_tiny_budget_writes_the_report(tmp_path):
+    out = tmp_path / "results" / "bench.json"
+    done = run_bench("--steps", "2000", "--resets", "200", "--rounds", "2", "--out", str(out))
+    # Not --strict: missing a target on a noisy machine must not fail the run.
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert set(report) >= {"settings", "machine", "targets", "results"}
+    assert report["settings"]["steps"] == 2000
+    assert report["settings"]["resets"] == 200
+    machine = report["machine"]
+    for key in ("platform", "python", "numpy", "gymnasium", "cpu_count"):
+        assert machine[key]
+    assert report["targets"] == {"steps_ratio": 0.25, "resets_ratio": 0.10}
+    assert [r["env_id"] for r in report["results"]] == list(incidentiq.ENV_IDS)
+    for result in report["results"]:
+        for key in RATE_KEYS:
+            assert isinstance(result[key], float)
+            assert result[key] > 0
+        assert isinstance(result["steps_pass"], bool)
+        assert isinstance(result["resets_pass"], bool)
+        assert len(result["rounds"]["steps"]) == 2
+        assert result["env_id"] in done.stdout
+    assert "PASS" in done.stdout or "FAIL" in done.stdout
+
+
+def test_bad_settings_exit_2(tmp_path):
+    done = run_bench("--steps", "0", "--out", str(tmp_path / "x.json"))
+    assert done.returncode == 2
+    assert "must be positive" in done.stderr
+    done = run_bench("--env-ids", "IncidentIQ/Nope-v0", "--out", str(tmp_path / "x.json"))
+    assert done.returncode == 2
+    assert "unknown ids" in done.stderr

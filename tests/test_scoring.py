@@ -1,0 +1,182 @@
+"""Reward and grader: components sum, the grade is a pure function, and the spec's invariants hold."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from blind_agents import (
+    GENERIC_SCRIPT,
+    InvestigateEverythingAgent,
+    KeywordStuffingAgent,
+    ScriptAgent,
+    SpamAgent,
+)
+
+from incidentiq.agents import make_agent, run_episode
+from incidentiq.scoring import grade
+
+HARD_ID = "IncidentIQ/AmbiguousPaymentDegradation-v0"
+EASY_ID = "IncidentIQ/SingleServiceOutage-v0"
+SEEDS = range(200)
+
+
+def mean_grade(env, agent) -> float:
+    return float(np.mean([run_episode(env, agent, seed=seed)["grade"] for seed in SEEDS]))
+
+
+def agents_for(env, seed: int):
+    yield make_agent("walkthrough", env)
+    yield make_agent("heuristic")
+    yield make_agent("random", seed=seed)
+    yield KeywordStuffingAgent()
+    yield SpamAgent()
+    yield InvestigateEverythingAgent()
+
+
+def test_reward_components_sum_to_the_reward(env_id):
+    env = gym.make(env_id)
+    steps = 0
+    for seed in range(10):
+        for agent in agents_for(env, seed):
+            obs, info = env.reset(seed=seed)
+            agent.reset(obs, info)
+            done = False
+            while not done:
+                obs, reward, terminated, truncated, info = env.step(agent.act(obs, info))
+                assert reward == sum(info["reward_components"].values())
+                done = terminated or truncated
+                steps += 1
+    assert steps > 200
+    env.close()
+
+
+def test_pure_grade_matches_the_env(env_id):
+    """grade(incident, trajectory) is the env's score after every step, and its final grade."""
+    env = gym.make(env_id)
+    for seed in range(6):
+        for agent in agents_for(env, seed):
+            obs, info = env.reset(seed=seed)
+            agent.reset(obs, info)
+            incident = env.unwrapped.incident
+            assert env.unwrapped.trajectory == ()
+            while True:
+                obs, _, terminated, truncated, info = env.step(agent.act(obs, info))
+                trajectory = env.unwrapped.trajectory
+                assert len(trajectory) == obs["step_count"]
+                so_far = grade(incident, trajectory)
+                assert obs["score"][0] == np.float32(so_far.total)
+                if terminated or truncated:
+                    break
+            final = grade(incident, env.unwrapped.trajectory)
+            assert final.total == info["grade"]
+            assert final.components == info["grade_components"]
+            assert math.isclose(sum(final.components.values()), final.total, rel_tol=0, abs_tol=1e-12)
+            # Pure: grading again, or grading a copy, gives the same answer.
+            assert grade(incident, list(env.unwrapped.trajectory)) == final
+    env.close()
+
+
+def test_reward_magnitudes_follow_the_spec():
+    env = gym.make(EASY_ID)
+    env.reset(seed=3)
+    incident = env.unwrapped.incident
+    walkthrough = env.unwrapped.walkthrough()
+    mitigation = walkthrough[-2]
+    expected = [
+        (mitigation, "mitigate", -0.25),  # a fix before any investigation
+        ("resolve", "resolve", -0.40),  # before recovery
+        ("do the thing", "penalty", -0.20),  # unknown command
+        (f"investigate {incident.root}", "investigate", 0.23),  # the root, evidence revealed
+        (f"investigate {incident.root}", "penalty", -0.20),  # repeated
+        ("investigate no-such-service", "investigate", -0.05),
+    ]
+    for command, key, value in expected:
+        _, reward, _, _, info = env.step(command)
+        parts = info["reward_components"]
+        assert math.isclose(parts[key], value, abs_tol=1e-12), (command, parts)
+        assert all(v == 0.0 for k, v in parts.items() if k not in (key, "sla")), (command, parts)
+    env.close()
+
+
+def test_hard_task_reasoning_credit():
+    """Reasoning earns credit only when it concludes the true hypothesis, alone."""
+    env = gym.make(HARD_ID)
+    credited = {}
+    for seed in range(12):
+        env.reset(seed=seed)
+        truth = env.unwrapped.incident.hypothesis.value
+        others = [h for h in env.unwrapped.incident.hypotheses if h != truth]
+        for label, conclusion in [
+            ("true", f"root cause: {truth}"),
+            ("wrong", f"root cause: {others[0]}"),
+            ("all", "root cause: " + " or ".join(env.unwrapped.incident.hypotheses)),
+            ("none", ""),
+        ]:
+            env.reset(seed=seed)
+            commands = [c.splitlines()[0] for c in env.unwrapped.walkthrough()]
+            commands[-2] += f"\n{conclusion}" if conclusion else ""
+            for command in commands:
+                *_, info = env.step(command)
+            credited.setdefault(label, set()).add(info["grade_components"]["reasoning"])
+    assert credited["true"] == {0.10}
+    assert credited["wrong"] == credited["all"] == credited["none"] == {0.0}
+    env.close()
+
+
+# ---- the spec's invariants on held-out seeds ------------------------------------------------------
+
+
+def seed0_walkthrough(env_id: str) -> list[str]:
+    env = gym.make(env_id, split="test")
+    env.reset(seed=0)
+    commands = env.unwrapped.walkthrough()
+    env.close()
+    return commands
+
+
+def blind_agents(env_id: str) -> dict:
+    return {
+        "keyword_stuffing": KeywordStuffingAgent(),
+        "resolve_escalate_spam": SpamAgent(),
+        "investigate_then_fix_everything": InvestigateEverythingAgent("by_fix"),
+        "investigate_then_fix_everything_by_service": InvestigateEverythingAgent("by_service"),
+        "seed0_walkthrough_replayed": ScriptAgent(seed0_walkthrough(env_id)),
+        "generic_payment_script": ScriptAgent(GENERIC_SCRIPT),
+    }
+
+
+@pytest.mark.parametrize(
+    "agent_name, low, high",
+    [("walkthrough", 0.95, 1.0), ("heuristic", 0.85, 1.0), ("random", 0.0, 0.10)],
+)
+def test_reference_agent_grades(env_id, agent_name, low, high):
+    env = gym.make(env_id, split="test")
+    agent = make_agent(agent_name, env=env, seed=0)
+    mean = mean_grade(env, agent)
+    print(f"\n{env_id} {agent_name}: mean grade {mean:.3f} over {len(SEEDS)} test seeds")
+    assert low <= mean <= high
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "keyword_stuffing",
+        "resolve_escalate_spam",
+        "investigate_then_fix_everything",
+        "investigate_then_fix_everything_by_service",
+        "seed0_walkthrough_replayed",
+        "generic_payment_script",
+    ],
+)
+def test_blind_strategies_score_at_most_0_20(env_id, strategy):
+    env = gym.make(env_id, split="test")
+    agent = blind_agents(env_id)[strategy]
+    grades = [run_episode(env, agent, seed=seed)["grade"] for seed in SEEDS]
+    mean = float(np.mean(grades))
+    print(f"\n{env_id} {strategy}: mean grade {mean:.3f} (max {max(grades):.2f}) over {len(SEEDS)} test seeds")
+    assert mean <= 0.20
+    env.close()

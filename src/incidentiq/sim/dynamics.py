@@ -129,7 +129,7 @@ class World:
         self.badness = list(incident.initial_badness)
         self.spike = [0.0] * n
         self.spiking = False
-        # Metrics are offset + slope * level, times seeded noise (one row per step, drawn once).
+        # Metrics are offset + slope * level, per listed service, times a row of the shared noise table.
         self._pad = [0.0] * (MAX_SERVICES - n)
         columns = list(incident.catalog_index) + [_EMPTY_COLUMN] * (MAX_SERVICES - n)
         self._offset = _OFFSET[:, columns]

@@ -607,3 +607,21 @@ def test_list_orders_are_shuffled(env_id, make_env):
     assert owner_positions == set(range(len(obs["team_roster"]["teams"])))
     if env_id == HARD_ID:
         assert hypothesis_positions == {0, 1, 2}
+
+
+def test_hard_task_metrics_do_not_point_at_the_root(make_env):
+    """Every hard-task site starts alike: the root is the most alarming site only about as often as chance (1/4)."""
+    env = make_env("IncidentIQ/AmbiguousPaymentDegradation-v0", split="all")
+    sites = ("db-primary", "fraud-service", "queue-worker", "stripe-api")
+    hits = total = 0
+    for seed in range(400):
+        obs, _ = env.reset(seed=seed)
+        root = env.unwrapped.incident.root
+        if root not in sites:
+            continue
+        services = list(obs["affected_services"])
+        errors = obs["metrics"]["error_rate_pct"]
+        total += 1
+        hits += max(sites, key=lambda s: errors[services.index(s)]) == root
+    assert total > 100
+    assert hits / total < 0.35, f"the root is the most alarming site in {hits}/{total} episodes"

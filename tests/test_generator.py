@@ -9,7 +9,7 @@ import pytest
 
 from incidentiq import IncidentEnv
 from incidentiq.sim.catalog import SERVICES, TEAM_NAMES
-from incidentiq.sim.faults import CLUES, FAMILIES, TEST_COMBOS, Hypothesis
+from incidentiq.sim.faults import FAMILIES, HYPOTHESES, TEST_COMBOS, Hypothesis
 from incidentiq.sim.generator import COMBOS, MAX_SERVICES, Role, generate
 from incidentiq.sim.tasks import TASKS, Split, TaskId
 
@@ -127,7 +127,11 @@ def test_hard_task_has_three_hypotheses_and_misleading_clues(split, incidents):
         misleading = [
             line
             for line in incident.initial_logs
-            if any(line == CLUES[h].format(**incident.artifacts) for h in Hypothesis if h is not incident.hypothesis)
+            if any(
+                line == HYPOTHESES[h].clue.format(**incident.artifacts)
+                for h in Hypothesis
+                if h is not incident.hypothesis
+            )
         ]
         assert len(misleading) >= 2, incident.initial_logs
 

@@ -15,9 +15,8 @@ import numpy as np
 
 from incidentiq.sim.catalog import MAX_TEAMS, SERVICE_NAMES, SERVICES
 from incidentiq.sim.commands import INVALID_MINUTES, Aspect, Command, Fix, Verb
-from incidentiq.sim.faults import FIX_ARTIFACT, HYPOTHESIS_SITES, RULED_OUT, SITE_POINTERS
+from incidentiq.sim.faults import FIX_ARTIFACT, HYPOTHESES
 from incidentiq.sim.generator import MAX_SERVICES, Incident, Role
-from incidentiq.sim.tasks import TaskId
 
 LOG_WINDOW = 8
 MAX_LINE = 256
@@ -109,6 +108,8 @@ _CATALOG_LINES = {
     for name, service in SERVICES.items()
 }
 """What a service catalog says of each service: its owner and its direct dependencies."""
+_PAYMENT = "payment-service"
+_HYPOTHESIS_OF_ASPECT = {evidence.aspect: hypothesis for hypothesis, evidence in HYPOTHESES.items()}
 _INVESTIGATION_OUTCOMES = {
     Role.ROOT: Outcome.INVESTIGATE_ROOT,
     Role.PATH: Outcome.INVESTIGATE_PATH,
@@ -150,6 +151,7 @@ class World:
         self.resolved = False
         self.seen: set[str] = set()
         self.root = self.index[incident.root]
+        self.driver = self.index[incident.driver]
         # Evidence templates name the root as {service} or {root}, and the episode's artifacts.
         self.fields = {**incident.artifacts, "service": incident.root, "root": incident.root}
         self.path = incident.path
@@ -203,24 +205,28 @@ class World:
         return (self._offset + self._slope * levels) * _NOISE[(self._noise_start + self.steps) % len(_NOISE)]
 
     def recovered(self) -> bool:
-        """Recovery is confirmed: the fault is gone and the causal path is healthy."""
-        if self.fault_active or self.level(self.root) >= OK_BELOW:
+        """Recovery is confirmed: the fault is gone and the root and its callers are healthy."""
+        if self.fault_active or self.level(self.root) >= OK_BELOW or self.level(self.driver) >= OK_BELOW:
             return False
         return all(self.level(i) < OK_BELOW for i, _ in self.path)
 
     # ---- dynamics --------------------------------------------------------------
 
     def advance(self, minutes: int) -> None:
-        """Let ``minutes`` pass: the fault grows, the path follows, spikes fade."""
+        """Let ``minutes`` pass: the driver degrades, its callers follow, spikes fade.
+
+        The driver is the root, except in the hard task, where payment-service
+        shows the degradation whichever of its dependencies is at fault.
+        """
         self.minute += minutes
         self.steps += 1
-        badness, root = self.badness, self.root
+        badness, driver = self.badness, self.driver
         if self.fault_active:
             if self.relief_until < self.minute:
-                # Relief wears off gradually: growth resumes after the window.
-                badness[root] = min(1.0, badness[root] + self.growth * minutes)
+                # Relief wears off: growth resumes, faster, after the window.
+                badness[driver] = min(1.0, badness[driver] + self.growth * minutes)
         else:
-            badness[root] = 0.0
+            badness[driver] = badness[self.root] = 0.0
         keep = SETTLE**minutes
         spike = self.spike
         for i, j in self.path:
@@ -300,36 +306,35 @@ class World:
         incident = self.incident
         name = incident.services[i]
         role = incident.roles[i]
-        family = incident.family
-        hard = incident.task is TaskId.AMBIGUOUS_PAYMENT_DEGRADATION
-        truth = incident.hypothesis
-        asked = None
-        if hard and aspect is not None:
-            asked = next((h for h, (_, a) in HYPOTHESIS_SITES.items() if a is aspect), None)
+        if incident.hypothesis is not None:
+            return self._hard_findings(name, aspect)
         if role is Role.ROOT:
-            wanted = incident.diagnostic_aspect
-            if wanted is None or aspect is wanted:
-                return [t.format_map(self.fields) for t in family.evidence]
-            where = aspect.value if aspect else "general logs"
-            found = [f"WARN {name}: error rate and retries rising; nothing conclusive in {where}"]
-            if asked is not None and asked is not truth:
-                found.append(RULED_OUT[asked].format_map(self.fields))
-            return found
+            return [t.format_map(self.fields) for t in incident.family.evidence]
         if role is Role.PATH:
-            if hard and asked is not None and HYPOTHESIS_SITES[asked][0] == name:
-                template = SITE_POINTERS[asked] if asked is truth else RULED_OUT[asked]
-                return [template.format_map(self.fields)]
-            symptom = family.symptom.format(target=incident.next_hop[i])
-            return [f"ERROR {name}: {symptom}"]
-        if role is Role.SITE:
-            for hypothesis, (site, _) in HYPOTHESIS_SITES.items():
-                if site == name:
-                    template = SITE_POINTERS[hypothesis] if hypothesis is truth else RULED_OUT[hypothesis]
-                    return [template.format_map(self.fields)]
-            return [f"INFO {name}: no errors, dependencies healthy"]
+            return [f"ERROR {name}: {incident.family.symptom.format(target=incident.next_hop[i])}"]
         if role is Role.RED_HERRING:
             return [f"INFO {name}: errors come from a batch job on a draining node; user traffic unaffected"]
         return [f"INFO {name}: all checks passing"]
+
+    def _hard_findings(self, name: str, aspect: Aspect | None) -> list[str]:
+        """The hard task: payment-service only answers the right question; the sites settle hypotheses."""
+        incident = self.incident
+        truth, root, fields = incident.hypothesis, incident.root, self.fields
+        if name == root and (name != _PAYMENT or aspect is incident.family.aspect):
+            return [t.format_map(fields) for t in incident.family.evidence]
+        if name == _PAYMENT:
+            asked = _HYPOTHESIS_OF_ASPECT.get(aspect)
+            if asked is None:
+                where = aspect.value if aspect else "general logs"
+                return [f"WARN payment-service: error rate and retries rising; nothing conclusive in {where}"]
+            evidence = HYPOTHESES[asked]
+            return [(evidence.payment_pointer if asked is truth else evidence.payment_ruled_out).format_map(fields)]
+        for hypothesis, evidence in HYPOTHESES.items():
+            if evidence.site == name:
+                return [(evidence.site_pointer if hypothesis is truth else evidence.ruled_out).format_map(fields)]
+        if name == "checkout-service":
+            return ["ERROR checkout-service: charge calls to payment-service timing out"]
+        return [f"INFO {name}: no errors, dependencies healthy"]
 
     def _assign(self, command: Command):
         team = command.team
@@ -386,6 +391,7 @@ class World:
         if fix in family.partial_fixes:
             self.relief_until = self.minute + RELIEF_MINUTES
             self.badness[i] *= 0.3
+            self.badness[self.driver] *= 0.3
             self.growth = 2.0 * family.growth_per_minute
             feedback = f"Applied {fix.value} to {name}: temporary relief; the cause is still there."
             return Outcome.FIX_PARTIAL, feedback, [line], {}

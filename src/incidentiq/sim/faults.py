@@ -216,30 +216,51 @@ HARD_COMBOS: tuple[tuple[str, str], ...] = (
 )
 """The causes of the hard task's payment degradation."""
 
-HYPOTHESIS_SITES: dict[Hypothesis, tuple[str, Aspect]] = {
-    Hypothesis.DB_OVERLOAD: ("db-primary", Aspect.DATABASE),
-    Hypothesis.RATE_LIMIT: ("stripe-api", Aspect.UPSTREAM),
-    Hypothesis.MEMORY_LEAK: ("payment-service", Aspect.MEMORY),
-}
-"""Where each hard-task hypothesis is confirmed or ruled out."""
+@dataclass(frozen=True)
+class HypothesisEvidence:
+    """Where and how a hard-task hypothesis is confirmed or ruled out.
 
-CLUES: dict[Hypothesis, str] = {
-    Hypothesis.DB_OVERLOAD: "WARN payment-service: slow query on payments table ({ms}ms)",
-    Hypothesis.RATE_LIMIT: "WARN payment-service: stripe-api p99 latency elevated ({ms}ms)",
-    Hypothesis.MEMORY_LEAK: "WARN payment-service: GC pause {ms}ms (young gen)",
-}
-"""Shallow hard-task clues: each suggests a hypothesis without settling it."""
+    ``site`` is the service that settles it (for a memory leak, payment-service
+    itself, asked about ``aspect``); payment-service answers questions about
+    ``aspect`` too. Templates may use ``{root}`` and the episode's artifacts.
+    """
 
-SITE_POINTERS: dict[Hypothesis, str] = {
-    Hypothesis.DB_OVERLOAD: "WARN db-primary: connections normal, but {root} clients time out waiting on their pool",
-    Hypothesis.RATE_LIMIT: "ERROR stripe-api: 429 Too Many Requests for client {root} ({count} in the last minute)",
-    Hypothesis.MEMORY_LEAK: "WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",
-}
-"""What a hypothesis site shows when the hypothesis is true but the fault sits elsewhere."""
+    site: str
+    aspect: Aspect
+    clue: str  # shallow: in the first alerts whether or not the hypothesis is true
+    ruled_out: str  # at the site, when the hypothesis is false
+    payment_ruled_out: str  # payment-service asked about ``aspect``, when false
+    site_pointer: str  # at the site, when true but the fault sits in {root}
+    payment_pointer: str  # payment-service asked about ``aspect``, when true but the fault sits in {root}
 
-RULED_OUT: dict[Hypothesis, str] = {
-    Hypothesis.DB_OVERLOAD: "INFO db-primary: 41/{count} connections in use, no blocking queries, replication lag 0s",
-    Hypothesis.RATE_LIMIT: "INFO stripe-api: no 429 responses in the last 15m, p99 within contract",
-    Hypothesis.MEMORY_LEAK: "INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
+
+HYPOTHESES: dict[Hypothesis, HypothesisEvidence] = {
+    Hypothesis.DB_OVERLOAD: HypothesisEvidence(
+        site="db-primary",
+        aspect=Aspect.DATABASE,
+        clue="WARN payment-service: slow query on payments table ({ms}ms)",
+        ruled_out="INFO db-primary: 41/{count} connections in use, no blocking queries, replication lag 0s",
+        payment_ruled_out="INFO payment-service: connection pool healthy (12/50 in use), query times normal",
+        site_pointer="WARN db-primary: connections normal, but {root} clients time out waiting on their pool",
+        payment_pointer="WARN payment-service: queries to {root} blocked waiting on locks",
+    ),
+    Hypothesis.RATE_LIMIT: HypothesisEvidence(
+        site="stripe-api",
+        aspect=Aspect.UPSTREAM,
+        clue="WARN payment-service: stripe-api p99 latency elevated ({ms}ms)",
+        ruled_out="INFO stripe-api: no 429 responses in the last 15m, p99 within contract",
+        payment_ruled_out="INFO payment-service: stripe-api calls succeed, no 429 responses",
+        site_pointer="ERROR stripe-api: 429 Too Many Requests for client {root} ({count} in the last minute)",
+        payment_pointer="WARN payment-service: capture jobs on {root} failing with 429 from stripe-api",
+    ),
+    Hypothesis.MEMORY_LEAK: HypothesisEvidence(
+        site="payment-service",
+        aspect=Aspect.MEMORY,
+        clue="WARN payment-service: GC pause {ms}ms (young gen)",
+        ruled_out="INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
+        payment_ruled_out="INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
+        site_pointer="WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",
+        payment_pointer="WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",
+    ),
 }
-"""What a hypothesis site shows when the hypothesis is false."""
+"""The hard task's three hypotheses: each has one shallow clue and one place that settles it."""

@@ -16,11 +16,11 @@ import numpy as np
 from incidentiq.sim.catalog import CALLERS, SERVICE_NAMES, SERVICES, TEAM_NAMES
 from incidentiq.sim.commands import Aspect, Command, Verb
 from incidentiq.sim.faults import (
-    CLUES,
     FAMILIES,
     FAMILY_BY_NAME,
     FIX_ARTIFACT,
     HARD_COMBOS,
+    HYPOTHESES,
     TEST_COMBOS,
     FaultFamily,
     Hypothesis,
@@ -51,10 +51,11 @@ class Incident(NamedTuple):
     description: str
     family: FaultFamily
     root: str
+    driver: str  # the service whose degradation the alerts show: the root, or payment-service in the hard task
     services: tuple[str, ...]
     roles: tuple[Role, ...]
     next_hop: tuple[str, ...]  # for PATH services: the dependency leading toward the root
-    path: tuple[tuple[int, int], ...]  # (caller, next hop) index pairs, nearest the root first
+    path: tuple[tuple[int, int], ...]  # (caller, next hop) index pairs, nearest the driver first
     hops: tuple[int, ...]  # distance from the root along the path (0 off the path)
     catalog_index: tuple[int, ...]  # position of each service in ``SERVICE_NAMES``
     edges: tuple[tuple[int, int], ...]  # observed (caller, callee) index pairs, possibly noisy
@@ -93,7 +94,7 @@ class Incident(NamedTuple):
     @property
     def diagnostic_aspect(self) -> Aspect | None:
         """The aspect an investigation of the root needs to reveal the cause (hard task only)."""
-        if self.task is TaskId.AMBIGUOUS_PAYMENT_DEGRADATION and self.root == "payment-service":
+        if self.hypothesis is not None and self.root == _PAYMENT:
             return self.family.aspect
         return None
 
@@ -148,7 +149,9 @@ _CANARY_WORDS = ("atlas", "borealis", "cobalt", "delta", "ember", "falcon", "gra
 _DECOY_POOL = tuple(
     name for name in SERVICE_NAMES if name not in ("stripe-api", "db-primary", "payment-service")
 )
-_HARD_SERVICES = ("checkout-service", "db-primary", "fraud-service", "payment-service", "queue-worker", "stripe-api")
+_PAYMENT = "payment-service"
+_HARD_SITES = ("db-primary", "fraud-service", "queue-worker", "stripe-api")
+"""Where the hard task's fault may sit besides payment-service, or its evidence shows."""
 _NOISE_LINES = (
     "INFO {service}: health check ok",
     "INFO cron: nightly backup of {service} completed",
@@ -269,18 +272,15 @@ def generate(
         for service, callee in _path_to_root(draws, root, 2 + draws.index(2)):
             roles[service], next_hop[service], badness[service] = Role.PATH, callee, 0.55
     else:
+        # Every site, the true root among them, starts alike: only investigation tells them apart.
         hypothesis = family.hypothesis
-        for service in _HARD_SERVICES:
+        for service in _HARD_SITES:
             roles.setdefault(service, Role.SITE)
-            badness.setdefault(service, 0.02)
-        badness[root] = 0.3
-        chain = {"db-primary": "payment-service", "fraud-service": "payment-service",
-                 "queue-worker": "payment-service", "payment-service": "checkout-service"}
-        hop = root
-        while hop in chain:
-            caller = chain[hop]
-            roles[caller], next_hop[caller], badness[caller] = Role.PATH, hop, 0.45
-            hop = caller
+            badness[service] = 0.05 + 0.3 * draws.uniform()
+        roles.setdefault(_PAYMENT, Role.PATH)
+        badness[_PAYMENT] = 0.45
+        roles["checkout-service"], next_hop["checkout-service"] = Role.PATH, _PAYMENT
+        badness["checkout-service"] = 0.5
 
     candidates = [s for s in _DECOY_POOL if s not in roles]
     red_herrings = 1 if task is TaskId.CASCADING_FAILURE else 0
@@ -295,7 +295,8 @@ def generate(
     order = draws.permutation(len(listed))
     services = tuple(listed[i] for i in order)
     index = {name: i for i, name in enumerate(services)}
-    hops = {root: 0}
+    driver = _PAYMENT if task is TaskId.AMBIGUOUS_PAYMENT_DEGRADATION else root
+    hops = {root: 0, driver: 0 if driver == root else 1}
     for service, callee in next_hop.items():
         hops[service] = hops[callee] + 1
 
@@ -335,6 +336,7 @@ def generate(
         description=description,
         family=family,
         root=root,
+        driver=driver,
         services=services,
         roles=tuple(listed_roles),
         next_hop=tuple(listed_next),
@@ -376,7 +378,7 @@ def _initial_logs(draws, task, family, root, services, roles, red_herring, artif
         lines.append(fill(_RED_HERRING_LINES[pick], red_herring))
     else:
         lines.append("ERROR payment-service: p99 latency 2.4s, charge failures rising")
-        lines += [CLUES[h].format_map(fields) for h in _HYPOTHESIS_ORDER]
+        lines += [HYPOTHESES[h].clue.format_map(fields) for h in _HYPOTHESIS_ORDER]
         lines.append(fill(_CALLER_ALERTS[0], "checkout-service"))
     bystanders = [s for s in services if roles[s] is Role.DECOY]
     if bystanders:

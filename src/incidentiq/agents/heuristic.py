@@ -90,17 +90,11 @@ class HeuristicAgent:
             if self.root is None:
                 for pattern, fix, hypothesis in RUNBOOK:
                     if pattern.search(lowered):
-                        self._suspect(finding, service, fix, hypothesis)
+                        self.root, self.fix, self.hypothesis = service, fix, hypothesis
                         break
             for named in _SERVICE.findall(finding):
                 if named != service and named not in self.investigated and named in obs["affected_services"]:
                     self.leads.append((named, _LEAD_ASPECT.get(service, "") if obs["hypotheses"] else ""))
-
-    def _suspect(self, finding: str, service: str, fix: str, hypothesis: str) -> None:
-        """A signature was found in ``service``'s findings: decide where the fault is."""
-        if "for client" in finding:  # the upstream names its client: the lead is read as any other
-            return
-        self.root, self.fix, self.hypothesis = service, fix, hypothesis
 
     def _investigate_next(self, obs: dict) -> str:
         for queue in (self.leads, self.plan):

@@ -290,7 +290,8 @@ def generate(
     for service in picks[red_herrings:]:
         roles[service], badness[service] = Role.DECOY, 0.02
     if red_herring is not None:
-        roles[red_herring], badness[red_herring] = Role.RED_HERRING, 0.4
+        # As alarming as the real cascade, or more: metrics alone must not settle where to look.
+        roles[red_herring], badness[red_herring] = Role.RED_HERRING, 0.35 + 0.4 * draws.uniform()
     listed = sorted(roles)
     order = draws.permutation(len(listed))
     services = tuple(listed[i] for i in order)

@@ -220,14 +220,13 @@ class IncidentEnv(gym.Env[dict, str]):
         incident = generate(self.np_random, task, self.split, self.decoys, self.log_noise)
         self._incident = incident
         self._config = TASKS[task]
-        self._world = World(incident, self.np_random)
+        self._world = World(incident)
         self._tally = Tally(incident)
         self._trajectory: list[StepRecord] = []
         self._done = False
-        deps = np.zeros((MAX_SERVICES, MAX_SERVICES), dtype=np.int8)
-        for i, j in incident.edges:
-            deps[i, j] = 1
-        self._dependencies = deps
+        self._dependencies = np.zeros((MAX_SERVICES, MAX_SERVICES), dtype=np.int8)
+        if incident.edges:
+            self._dependencies[tuple(zip(*incident.edges))] = 1
         self._static = {
             "task_id": task.value,
             "incident_description": incident.description,

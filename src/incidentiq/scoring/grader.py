@@ -47,6 +47,8 @@ WEIGHTS: dict[TaskId, dict[str, float]] = {
                                            "resolution": 0.20, "efficiency": 0.10, "reasoning": 0.10},
 }
 
+_WEIGHT_ROWS = {task: tuple(weights[key] for key in GRADE_KEYS) for task, weights in WEIGHTS.items()}
+
 WASTED = frozenset(
     {
         Outcome.INVALID, Outcome.REPEATED, Outcome.INVESTIGATE_UNRELATED, Outcome.INVESTIGATE_UNKNOWN,
@@ -85,7 +87,7 @@ class Tally:
 
     def __init__(self, incident: Incident):
         self.incident = incident
-        self._weights = tuple(WEIGHTS[incident.task][key] for key in GRADE_KEYS)
+        self._weights = _WEIGHT_ROWS[incident.task]
         self.seen_root = False
         self.first_fix_on_root: bool | None = None
         self.seen_root_before_fix = False

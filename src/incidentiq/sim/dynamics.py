@@ -16,7 +16,7 @@ import numpy as np
 from incidentiq.sim.catalog import MAX_TEAMS, SERVICE_NAMES, SERVICES
 from incidentiq.sim.commands import INVALID_MINUTES, Aspect, Command, Fix, Verb
 from incidentiq.sim.faults import FIX_ARTIFACT, HYPOTHESES
-from incidentiq.sim.generator import MAX_SERVICES, Incident, Role
+from incidentiq.sim.generator import MAX_SERVICES, NOISE_ROWS, Incident, Role
 
 LOG_WINDOW = 8
 MAX_LINE = 256
@@ -77,8 +77,8 @@ class StepRecord(NamedTuple):
     hops: int = 0
 
 
-_NOISE = (1.0 + 0.06 * (np.random.default_rng(2026).random((4096, MAX_SERVICES), dtype=np.float32) - 0.5))
-"""Multiplicative metric noise (+-3%): each episode reads it from a row drawn by its own RNG."""
+_NOISE = 1.0 + 0.06 * (np.random.default_rng(2026).random((NOISE_ROWS, MAX_SERVICES), dtype=np.float32) - 0.5)
+"""Multiplicative metric noise (+-3%), a fixed table: each episode starts at a row its own RNG drew."""
 
 
 def _metric_table(per_service) -> np.ndarray:
@@ -87,8 +87,13 @@ def _metric_table(per_service) -> np.ndarray:
     return np.array(columns, dtype=np.float32).T.copy()
 
 
-_OFFSET = _metric_table(lambda s: (0.2, s.base_latency_ms, s.base_throughput_rps))
-_SLOPE = _metric_table(lambda s: (65.0, 14.0 * s.base_latency_ms, -0.9 * s.base_throughput_rps))
+_METRIC_TABLE = np.stack(
+    [
+        _metric_table(lambda s: (0.2, s.base_latency_ms, s.base_throughput_rps)),  # offset
+        _metric_table(lambda s: (65.0, 14.0 * s.base_latency_ms, -0.9 * s.base_throughput_rps)),  # slope
+    ]
+)
+"""Metrics of a service at level v are offset + slope * v, per row (error %, p99 ms, rps)."""
 _EMPTY_COLUMN = len(SERVICE_NAMES)
 
 
@@ -122,7 +127,7 @@ _INVESTIGATION_OUTCOMES = {
 class World:
     """Mutable state of one incident, advanced one command at a time."""
 
-    def __init__(self, incident: Incident, rng: np.random.Generator):
+    def __init__(self, incident: Incident):
         self.incident = incident
         services = incident.services
         n = len(services)
@@ -133,9 +138,8 @@ class World:
         # Metrics are offset + slope * level, per listed service, times a row of the shared noise table.
         self._pad = [0.0] * (MAX_SERVICES - n)
         columns = list(incident.catalog_index) + [_EMPTY_COLUMN] * (MAX_SERVICES - n)
-        self._offset = _OFFSET[:, columns]
-        self._slope = _SLOPE[:, columns]
-        self._noise_start = int(rng.integers(len(_NOISE)))
+        self._offset, self._slope = _METRIC_TABLE[:, :, columns]
+        self._noise_start = incident.noise_row
         self.minute = 0
         self.steps = 0
         self.fault_active = True
@@ -202,7 +206,7 @@ class World:
         Columns follow the listed services, padded with zeros to ``MAX_SERVICES``.
         """
         levels = np.array(self.levels + self._pad, dtype=np.float32)
-        return (self._offset + self._slope * levels) * _NOISE[(self._noise_start + self.steps) % len(_NOISE)]
+        return (self._offset + self._slope * levels) * _NOISE[(self._noise_start + self.steps) % NOISE_ROWS]
 
     def recovered(self) -> bool:
         """Recovery is confirmed: the fault is gone and the root and its callers are healthy."""

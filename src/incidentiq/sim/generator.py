@@ -29,6 +29,8 @@ from incidentiq.sim.tasks import TASKS, Split, TaskId
 
 MAX_SERVICES = 8
 """Most services an incident lists; observation arrays are padded to this."""
+NOISE_ROWS = 4096
+"""Rows of the metric noise table an incident may start reading at."""
 
 
 class Role(enum.IntEnum):
@@ -68,6 +70,7 @@ class Incident(NamedTuple):
     initial_badness: tuple[float, ...]
     initial_logs: tuple[str, ...]  # untimestamped lines, oldest first
     log_noise: float
+    noise_row: int  # where this episode starts reading the metric noise table
     clock_start: int  # seconds since midnight of ``date``
     date: str
 
@@ -164,6 +167,7 @@ _RED_HERRING_LINES = (
     "WARN {service}: batch job reprocessing {count} records, error rate elevated",
 )
 _CATALOG_INDEX = {name: i for i, name in enumerate(SERVICE_NAMES)}
+_CALLS = {name: service.calls for name, service in SERVICES.items()}
 _HYPOTHESIS_ORDER = tuple(sorted(Hypothesis, key=lambda h: h.value))
 _CALLER_ALERTS = (
     "ERROR {service}: 5xx rate above SLO ({count} errors in 5m)",
@@ -182,7 +186,7 @@ class _Draws:
 
     __slots__ = ("uniform",)
 
-    def __init__(self, rng: np.random.Generator, count: int = 128):
+    def __init__(self, rng: np.random.Generator, count: int = 64):
         def more():
             while True:
                 yield from rng.random(64).tolist()
@@ -197,14 +201,18 @@ class _Draws:
         """
         return int(self.uniform() * n)
 
-    def sample(self, n: int, k: int) -> list[int]:
-        """``k`` distinct integers from ``[0, n)``, in draw order."""
-        pool = list(range(n))
-        return [pool.pop(self.index(len(pool))) for _ in range(min(k, n))]
+    def sample(self, items: list, k: int) -> list:
+        """``k`` distinct items of ``items`` (which it consumes), in draw order."""
+        return [items.pop(int(self.uniform() * len(items))) for _ in range(min(k, len(items)))]
 
-    def permutation(self, n: int) -> list[int]:
-        keys = [self.uniform() for _ in range(n)]
-        return sorted(range(n), key=keys.__getitem__)
+    def shuffled(self, items) -> tuple:
+        """The items in a uniformly random order (Fisher-Yates)."""
+        out = list(items)
+        uniform = self.uniform
+        for i in range(len(out) - 1, 0, -1):
+            j = int(uniform() * (i + 1))
+            out[i], out[j] = out[j], out[i]
+        return tuple(out)
 
 def _draw_artifacts(draws: _Draws, root: str) -> dict[str, str]:
     # Three uniforms give 3 x 52 random bits; each artifact takes its share by mixed-radix digits.
@@ -233,13 +241,10 @@ def _path_to_root(draws: _Draws, root: str, length: int) -> list[tuple[str, str]
     while len(path) < length and frontier:
         callee = frontier.pop(0)
         callers = [c for c in CALLERS[callee] if c not in seen]
-        if not callers:
-            continue
-        order = draws.permutation(len(callers))
-        for i in order[: length - len(path)]:
-            path.append((callers[i], callee))
-            seen.add(callers[i])
-            frontier.append(callers[i])
+        for caller in draws.sample(callers, length - len(path)):
+            path.append((caller, callee))
+            seen.add(caller)
+            frontier.append(caller)
     return path
 
 
@@ -285,37 +290,35 @@ def generate(
     candidates = [s for s in _DECOY_POOL if s not in roles]
     red_herrings = 1 if task is TaskId.CASCADING_FAILURE else 0
     n_decoys = max(0, min(n_decoys, MAX_SERVICES - len(roles) - red_herrings))  # as many as there is room for
-    picks = [candidates[i] for i in draws.sample(len(candidates), red_herrings + n_decoys)]
+    picks = draws.sample(candidates, red_herrings + n_decoys)
     red_herring = picks[0] if red_herrings else None
     for service in picks[red_herrings:]:
         roles[service], badness[service] = Role.DECOY, 0.02
     if red_herring is not None:
         # As alarming as the real cascade, or more: metrics alone must not settle where to look.
         roles[red_herring], badness[red_herring] = Role.RED_HERRING, 0.35 + 0.4 * draws.uniform()
-    listed = sorted(roles)
-    order = draws.permutation(len(listed))
-    services = tuple(listed[i] for i in order)
+    services = draws.shuffled(roles)  # dict order is insertion order: deterministic
     index = {name: i for i, name in enumerate(services)}
     driver = _PAYMENT if task is TaskId.AMBIGUOUS_PAYMENT_DEGRADATION else root
     hops = {root: 0, driver: 0 if driver == root else 1}
     for service, callee in next_hop.items():
         hops[service] = hops[callee] + 1
 
-    edges = [(index[a], index[b]) for a in services for b in SERVICES[a].calls if b in index]
+    edges = [(index[a], index[b]) for a in services for b in _CALLS[a] if b in index]
     if task is TaskId.CASCADING_FAILURE:
         edges = [e for e in edges if draws.uniform() >= 0.25]
-        a, b = draws.sample(len(services), 2)
+        a, b = draws.sample(list(range(len(services))), 2)
         if (a, b) not in edges and (b, a) not in edges:
             edges.append((a, b))
     edges.sort()
 
-    teams = tuple(TEAM_NAMES[i] for i in draws.permutation(len(TEAM_NAMES)))
+    teams = draws.shuffled(TEAM_NAMES)
     busy = tuple(draws.uniform() < 0.2 for _ in teams)
     severity = 0 if draws.uniform() < 0.15 else (2 if task is TaskId.SINGLE_SERVICE_OUTAGE else 1)
 
     hypotheses: tuple[str, ...] = ()
     if hypothesis is not None:
-        hypotheses = tuple(_HYPOTHESIS_ORDER[i].value for i in draws.permutation(len(_HYPOTHESIS_ORDER)))
+        hypotheses = draws.shuffled(h.value for h in _HYPOTHESIS_ORDER)
 
     logs = _initial_logs(draws, task, family, root, services, roles, red_herring, artifacts, log_noise)
     path = sorted(s for s in services if roles[s] is Role.PATH)
@@ -354,6 +357,7 @@ def generate(
         initial_badness=tuple(listed_badness),
         initial_logs=logs,
         log_noise=log_noise,
+        noise_row=draws.index(NOISE_ROWS),
         # Between 01:00 and 22:00, so that no episode's log stamps cross midnight.
         clock_start=3600 + draws.index(21 * 3600),
         date=f"2026-{1 + draws.index(12):02d}-{1 + draws.index(28):02d}",
@@ -387,7 +391,6 @@ def _initial_logs(draws, task, family, root, services, roles, red_herring, artif
             if draw < log_noise:
                 template = _NOISE_LINES[int(draw * 1000) % len(_NOISE_LINES)]
                 lines.append(fill(template, bystanders[int(draw * 97) % len(bystanders)]))
-    order = draws.permutation(len(lines))
-    return tuple(lines[i] for i in order)
+    return draws.shuffled(lines)
 
 

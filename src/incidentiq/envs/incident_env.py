@@ -108,13 +108,21 @@ class IncidentEnv(gym.Env[dict, str]):
     ## Rewards
 
     Dense, with named parts in ``info["reward_components"]`` that sum to the
-    reward: investigate on the causal path +0.15 to +0.23 (root highest,
-    halved on each repeat; off-path -0.05), correct team +0.10 (wrong -0.05),
-    needed escalation +0.05, full fix on the root +0.52 (less 0.10 per
-    earlier fix attempt, at least +0.20), partial fix +0.20, wrong fix -0.10,
-    fix before any investigation -0.25, premature resolve -0.40, resolve
-    +0.30, repeated or invalid command -0.20, and past 60% of the SLA window
-    up to -0.10 a step.
+    reward: investigating the root +0.23 (+0.15 if the question asked does not
+    reveal the cause), a service on the causal path +0.15 to +0.19, a hard-task
+    hypothesis site +0.05, each halved on every repeat of that service;
+    off-path or unknown services -0.05. Correct team +0.10 (+0.05 if it is
+    busy and does not acknowledge; wrong -0.05), needed escalation +0.05
+    (unneeded -0.05), full fix on the root +0.52 (less 0.10 per earlier fix
+    attempt, at least +0.20), partial fix +0.20, wrong or misplaced fix
+    -0.10, fix before any investigation -0.25, premature resolve -0.40,
+    resolve +0.30, repeated or invalid command -0.20, and past 60% of the SLA
+    window up to -0.10 a step.
+
+    The episode's grade (``info["grade"]``, and ``obs["score"]`` so far) is
+    separate: a pure function of the incident and the trajectory with weighted
+    parts diagnosis, ownership, remediation, resolution, efficiency and, in the
+    hard task, reasoning (see ``incidentiq.scoring.grader``).
 
     ## Starting State
 
@@ -151,7 +159,11 @@ class IncidentEnv(gym.Env[dict, str]):
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release. Reward magnitudes follow the seed project; the
+      escalation reward (+/-0.05), the SLA decay (up to -0.10 a step), the
+      hard-task site reward (+0.05) and the grader weights are this release's
+      own, chosen so that the walkthrough and a rule-based agent grade near 1
+      while random and blind strategies stay under 0.1 and 0.2.
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 1}

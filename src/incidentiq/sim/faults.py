@@ -39,7 +39,6 @@ class FaultFamily:
     symptom: str
     full_fixes: tuple[Fix, ...]
     partial_fixes: tuple[Fix, ...] = ()
-    artifact: str | None = None
     hypothesis: Hypothesis | None = None
     growth_per_minute: float = 0.03
 
@@ -86,7 +85,6 @@ FAMILIES: tuple[FaultFamily, ...] = (
         symptom="bad responses from {target} since a config change",
         full_fixes=(Fix.ROLLBACK, Fix.DISABLE_FLAG),
         partial_fixes=(Fix.RESTART,),
-        artifact="deploy",
         growth_per_minute=0.05,
     ),
     FaultFamily(
@@ -103,7 +101,6 @@ FAMILIES: tuple[FaultFamily, ...] = (
         symptom="connection resets from {target} (pods restarting)",
         full_fixes=(Fix.ROLLBACK,),
         partial_fixes=(Fix.RESTART, Fix.INCREASE_MEMORY),
-        artifact="deploy",
         hypothesis=Hypothesis.MEMORY_LEAK,
     ),
     FaultFamily(
@@ -118,7 +115,6 @@ FAMILIES: tuple[FaultFamily, ...] = (
         ),
         symptom="TLS handshake failures calling {target}",
         full_fixes=(Fix.RENEW_CERT,),
-        artifact="cert",
         growth_per_minute=0.06,
     ),
     FaultFamily(
@@ -147,7 +143,6 @@ FAMILIES: tuple[FaultFamily, ...] = (
         ),
         symptom="query timeouts against {target}",
         full_fixes=(Fix.KILL_QUERY, Fix.FAILOVER),
-        artifact="pid",
         hypothesis=Hypothesis.DB_OVERLOAD,
     ),
     FaultFamily(
@@ -163,7 +158,6 @@ FAMILIES: tuple[FaultFamily, ...] = (
         symptom="failed queries from {target}",
         full_fixes=(Fix.REBUILD_INDEX,),
         partial_fixes=(Fix.PURGE_CACHE,),
-        artifact="shard",
     ),
     FaultFamily(
         name="canary_regression",
@@ -179,7 +173,6 @@ FAMILIES: tuple[FaultFamily, ...] = (
         symptom="5xx responses from {target}",
         full_fixes=(Fix.ROLLBACK, Fix.DISABLE_CANARY),
         partial_fixes=(Fix.RESTART,),
-        artifact="canary",
     ),
 )
 

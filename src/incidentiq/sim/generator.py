@@ -101,11 +101,6 @@ class Incident(NamedTuple):
             return self.family.aspect
         return None
 
-    @property
-    def artifact(self) -> str | None:
-        """The artifact the family's fixes may name (a deploy id, a pid, ...)."""
-        return self.artifacts[self.family.artifact] if self.family.artifact else None
-
     def walkthrough(self) -> list[str]:
         """The optimal commands for this incident, computed from ground truth."""
         fix = self.family.full_fixes[0]
@@ -174,7 +169,6 @@ _CALLER_ALERTS = (
     "WARN {service}: p99 latency above 2s",
     "ERROR {service}: upstream request failures rising",
 )
-
 
 
 class _Draws:
@@ -321,11 +315,12 @@ def generate(
         hypotheses = draws.shuffled(h.value for h in _HYPOTHESIS_ORDER)
 
     logs = _initial_logs(draws, task, family, root, services, roles, red_herring, artifacts, log_noise)
-    path = sorted(s for s in services if roles[s] is Role.PATH)
     if task is TaskId.SINGLE_SERVICE_OUTAGE:
         description = f"{root} is failing health checks and users see errors"
     elif task is TaskId.CASCADING_FAILURE:
-        description = f"alerts firing on {', '.join(path)}; customer-facing errors rising"
+        # The ticket names every alerting service, the red herring among them.
+        alerting = sorted(s for s in services if roles[s] in (Role.PATH, Role.RED_HERRING))
+        description = f"alerts firing on {', '.join(alerting)}; customer-facing errors rising"
     else:
         description = "payment-service degraded: charge latency and failure rate rising"
     listed_roles, listed_hops, listed_next, listed_badness, catalog_index = [], [], [], [], []

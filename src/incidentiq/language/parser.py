@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from incidentiq.sim.catalog import SERVICE_NAMES, TEAM_NAMES
@@ -137,16 +137,18 @@ def parse(text: str) -> ParseResult:
     """
     if not isinstance(text, str):
         raise TypeError(f"an action must be a str, got {type(text).__name__}")
-    return _parse(normalize(text))
+    first, _, rest = normalize(text).partition("\n")
+    result = _parse_line(first)
+    reasoning = rest.strip()
+    return replace(result, reasoning=reasoning) if reasoning else result
 
 
 @lru_cache(maxsize=16384)
-def _parse(text: str) -> ParseResult:
-    first, _, rest = text.partition("\n")
-    reasoning = rest.strip()
+def _parse_line(first: str) -> ParseResult:
+    """Parse a command line (pure, so cached: agents repeat themselves)."""
     tokens = [t for t in _TOKEN.findall(first.lower()) if t not in _FILLER]
     if not tokens:
-        return ParseResult(None, "Empty command. Try: investigate <service>.", reasoning)
+        return ParseResult(None, "Empty command. Try: investigate <service>.")
     found: dict[str, list[object]] = {}
     unknown: list[str] = []
     artifacts: list[str] = []
@@ -169,16 +171,16 @@ def _parse(text: str) -> ParseResult:
             else:
                 unknown.append(token)
             i += 1
-    return _decide(found, unknown, artifacts, reasoning)
+    return _decide(found, unknown, artifacts)
 
 
 def _names(values: list[object]) -> str:
     return ", ".join(v.value if hasattr(v, "value") else str(v) for v in values)
 
 
-def _decide(found, unknown, artifacts, reasoning) -> ParseResult:
+def _decide(found, unknown, artifacts) -> ParseResult:
     def reject(message: str) -> ParseResult:
-        return ParseResult(None, message, reasoning)
+        return ParseResult(None, message)
 
     verbs: list[Verb] = list(found.get(_VERB, []))
     fixes: list[Fix] = list(found.get(_FIX, []))
@@ -207,7 +209,7 @@ def _decide(found, unknown, artifacts, reasoning) -> ParseResult:
             return reject(f"One intent per command: it names 2 teams ({_names(teams)}).")
         if not teams:
             return reject("Assign to which team? Name one from the team roster.")
-        return ParseResult(Command(verb, team=str(teams[0])), "", reasoning)
+        return ParseResult(Command(verb, team=str(teams[0])))
     services: list[str] = list(found.get(_SERVICE, []))
     if not services:
         services = [t for t in unknown if _SERVICE_LIKE.fullmatch(t)][:2]
@@ -220,7 +222,7 @@ def _decide(found, unknown, artifacts, reasoning) -> ParseResult:
         aspects = found.get(_ASPECT, [])
         if len(aspects) > 1:
             return reject(f"Investigate one aspect at a time, not {_names(aspects)}.")
-        return ParseResult(Command(verb, service=service, aspect=aspects[0] if aspects else None), "", reasoning)
+        return ParseResult(Command(verb, service=service, aspect=aspects[0] if aspects else None))
     if verb is Verb.MITIGATE:
         if len(fixes) > 1:
             return reject(f"One intent per command: it names {len(fixes)} fixes ({_names(fixes)}).")
@@ -234,5 +236,5 @@ def _decide(found, unknown, artifacts, reasoning) -> ParseResult:
         if len(named) > 1:
             return reject(f"Name at most one {kind}, not {', '.join(named)}.")
         artifact = named[0] if named else None
-        return ParseResult(Command(verb, service=service, fix=fix, artifact=artifact), "", reasoning)
-    return ParseResult(Command(verb), "", reasoning)
+        return ParseResult(Command(verb, service=service, fix=fix, artifact=artifact))
+    return ParseResult(Command(verb))

@@ -21,9 +21,10 @@ class RandomAgent:
         self.rng = np.random.default_rng(seed)
 
     def reset(self, obs: dict, info: dict) -> None:
-        pass
+        """Nothing to remember between episodes."""
 
     def act(self, obs: dict, info: dict) -> str:
+        """A uniformly drawn command over the observation's services and teams."""
         rng = self.rng
         services = list(obs["affected_services"])
         teams = list(obs["team_roster"]["teams"]) or list(TEAM_NAMES)
@@ -55,7 +56,9 @@ class WalkthroughAgent:
         self.env = env.unwrapped
 
     def reset(self, obs: dict, info: dict) -> None:
+        """Read the new incident's walkthrough from the env."""
         self.commands = list(self.env.walkthrough())
 
     def act(self, obs: dict, info: dict) -> str:
+        """The next walkthrough command ("resolve" once the plan is spent)."""
         return self.commands.pop(0) if self.commands else "resolve"

@@ -42,6 +42,7 @@ class HeuristicAgent:
     name = "heuristic"
 
     def reset(self, obs: dict, info: dict) -> None:
+        """Forget the last incident; plan the hard task's checks if hypotheses are listed."""
         self.owners: dict[str, str] = {}
         self.investigated: set[str] = set()
         self.root: str | None = None
@@ -55,6 +56,7 @@ class HeuristicAgent:
         self.asked: set[str] = set()
 
     def act(self, obs: dict, info: dict) -> str:
+        """Read the new observation, then investigate, escalate, assign, fix or resolve."""
         self._read(obs)
         if self.root is None:
             return self._investigate_next(obs)

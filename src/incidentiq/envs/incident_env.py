@@ -223,6 +223,10 @@ class IncidentEnv(gym.Env[dict, str]):
     # ---- Gymnasium API -------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Draw a new incident from ``self.np_random`` (seeded by ``seed``).
+
+        ``options={"task_id": ...}`` picks the task of an AnyIncident env.
+        """
         super().reset(seed=seed)
         task = self.task
         if options and "task_id" in options:
@@ -254,6 +258,7 @@ class IncidentEnv(gym.Env[dict, str]):
         return obs, info
 
     def step(self, action: str):
+        """Parse ``action``, apply it, advance the clock, observe, reward and grade."""
         if self._world is None:
             raise RuntimeError("IncidentEnv.step() called before reset(); call reset() first.")
         if self._done:
@@ -294,6 +299,7 @@ class IncidentEnv(gym.Env[dict, str]):
         return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
+        """The text view of the current observation ("ansi" returns it, "human" prints it)."""
         if self._world is None:
             raise RuntimeError("render() called before reset().")
         text = render_text(self._observation(self._last_feedback))

@@ -103,6 +103,7 @@ class Tally:
         self.conclusion: Hypothesis | None = None
 
     def update(self, record: StepRecord) -> None:
+        """Take one more step of the trajectory into account."""
         outcome = record.outcome
         if outcome in WASTED:
             self.wasted += 1

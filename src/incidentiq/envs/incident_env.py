@@ -346,15 +346,15 @@ class IncidentEnv(gym.Env[dict, str]):
                 "error_rate_pct": metrics[0],
                 "latency_p99_ms": metrics[1],
                 "throughput_rps": metrics[2],
-                "status": flags[0, :MAX_SERVICES],
+                "status": flags[0],
             },
             "feedback": feedback,
             "score": np.array([self._score], dtype=np.float32),
             "sla_remaining": max(0, self._config.sla_minutes - world.minute),
-            "team_roster": {"teams": static["teams"], "available": flags[2, :MAX_TEAMS]},
+            "team_roster": {"teams": static["teams"], "available": flags[2]},
             "step_count": world.steps,
             "dependencies": self._dependencies.copy(),
-            "investigated": flags[1, :MAX_SERVICES],
+            "investigated": flags[1],
             "hypotheses": static["hypotheses"],
         }
 

@@ -31,6 +31,7 @@ _PART = {
     Outcome.RESOLVE_OK: ("resolve", 0.30),
     Outcome.RESOLVE_EARLY: ("resolve", -0.40),
 }
+_NO_REWARD = dict.fromkeys(REWARD_KEYS, 0.0)
 SLA_DECAY_FROM = 0.6
 SLA_DECAY_MAX = -0.10
 """Past 60% of the SLA window each step costs up to 0.10, growing linearly to the deadline."""
@@ -38,7 +39,7 @@ SLA_DECAY_MAX = -0.10
 
 def reward_components(record: StepRecord, sla_minutes: int) -> dict[str, float]:
     """The named parts of one step's reward. Their sum is the reward."""
-    parts = dict.fromkeys(REWARD_KEYS, 0.0)
+    parts = _NO_REWARD.copy()
     outcome = record.outcome
     fixed = _PART.get(outcome)
     if fixed is not None:

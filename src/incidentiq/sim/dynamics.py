@@ -26,7 +26,8 @@ STATUS_OK, STATUS_DEGRADED, STATUS_DOWN = 1, 2, 3
 """Status codes in observations; 0 marks an empty (padding) slot."""
 STATUS_NAMES = ("-", "ok", "degraded", "down")
 
-MAX_SLOTS = max(MAX_SERVICES, MAX_TEAMS)
+MAX_SLOTS = MAX_SERVICES
+assert MAX_TEAMS == MAX_SERVICES, "observation flags share one (3, MAX_SLOTS) buffer: rows status, investigated, teams"
 RELIEF_MINUTES = 6
 CASCADE_GAIN = 1.3  # callers fail harder than the dependency that drags them down
 SETTLE = 0.35  # per minute, the share of the gap to its target a service keeps

@@ -166,3 +166,18 @@ def test_decoys_knob(task):
     default = TASKS[task].decoys
     listed = collections.Counter(i.roles.count(Role.DECOY) for i in draw(task, Split.ALL, range(60)))
     assert listed == {default: 60}, f"{task.value}: default decoys={default}, listed {dict(listed)}"
+
+
+def test_templates_only_use_drawn_artifacts():
+    """Every family and hypothesis template formats with the artifacts an incident draws (no KeyError)."""
+    from incidentiq.sim.faults import ARTIFACT_KEYS
+
+    incident = generate(np.random.default_rng(0), TaskId.SINGLE_SERVICE_OUTAGE, Split.ALL)
+    assert set(incident.artifacts) == set(ARTIFACT_KEYS)
+    fields = {**incident.artifacts, "service": "x-service", "root": "y-service", "target": "z-service"}
+    templates = [t for f in FAMILIES for t in (f.alert, f.symptom, *f.evidence)]
+    templates += [t for h in HYPOTHESES.values() for t in (h.clue, h.ruled_out, h.payment_ruled_out,
+                                                             h.site_pointer, h.payment_pointer)]
+    for template in templates:
+        line = template.format_map(fields)
+        assert "{" not in line and line.isascii()

@@ -6,9 +6,13 @@ observation (a server, a remote client, an agent) can produce the same view.
 
 from __future__ import annotations
 
+import textwrap
+
 from incidentiq.sim.commands import Aspect, Fix
 
 STATUS_NAMES = ("-", "ok", "degraded", "down")
+WIDTH = 100
+"""Long lists wrap at this many characters."""
 COMMAND_HELP = (
     "investigate <service> [" + "|".join(a.value for a in Aspect) + "]",
     "assign to <team>",
@@ -43,16 +47,20 @@ def render_text(obs: dict) -> str:
         for j in range(len(services))
         if deps[i][j]
     ]
-    lines += ["", "OBSERVED DEPENDENCIES (caller -> callee): " + (", ".join(edges) or "none")]
+    lines += ["", _wrap("OBSERVED DEPENDENCIES (caller -> callee): " + (", ".join(edges) or "none"))]
     roster = obs["team_roster"]
     teams = [
         f"{team} ({'available' if roster['available'][i] else 'busy'})" for i, team in enumerate(roster["teams"])
     ]
-    lines.append("TEAM ROSTER: " + ", ".join(teams))
+    lines.append(_wrap("TEAM ROSTER: " + ", ".join(teams)))
     if obs["hypotheses"]:
         lines.append("HYPOTHESES: " + ", ".join(obs["hypotheses"]))
     lines += ["", "RECENT LOGS:"] + [f"  {line}" for line in obs["logs"]]
     if obs["feedback"]:
         lines += ["", f"LAST ACTION: {obs['feedback']}"]
-    lines += ["", "COMMANDS: " + " | ".join(COMMAND_HELP), f"FIXES: {FIX_HELP}"]
+    lines += ["", _wrap("COMMANDS: " + " | ".join(COMMAND_HELP)), _wrap(f"FIXES: {FIX_HELP}")]
     return "\n".join(lines)
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=WIDTH, subsequent_indent="  ", break_on_hyphens=False)

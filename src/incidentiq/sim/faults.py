@@ -43,7 +43,8 @@ class FaultFamily:
     growth_per_minute: float = 0.03
 
 
-ARTIFACT_KEYS = ("deploy", "flag", "canary", "pid", "shard", "cert", "port", "count", "heap", "restarts", "ms")
+ARTIFACT_KEYS = ("deploy", "flag", "canary", "pid", "shard", "cert", "port", "count", "heap", "restarts", "ms",
+                 "gc_ms", "query_ms", "upstream_ms")
 """Artifacts drawn for every episode; templates may use any of them."""
 
 FIX_ARTIFACT: dict[Fix, str] = {
@@ -231,7 +232,7 @@ HYPOTHESES: dict[Hypothesis, HypothesisEvidence] = {
     Hypothesis.DB_OVERLOAD: HypothesisEvidence(
         site="db-primary",
         aspect=Aspect.DATABASE,
-        clue="WARN payment-service: slow query on payments table ({ms}ms)",
+        clue="WARN payment-service: slow query on payments table ({query_ms}ms)",
         ruled_out="INFO db-primary: 41/{count} connections in use, no blocking queries, replication lag 0s",
         payment_ruled_out="INFO payment-service: connection pool healthy (12/50 in use), query times normal",
         site_pointer="WARN db-primary: connections normal, but {root} clients time out waiting on their pool",
@@ -240,7 +241,7 @@ HYPOTHESES: dict[Hypothesis, HypothesisEvidence] = {
     Hypothesis.RATE_LIMIT: HypothesisEvidence(
         site="stripe-api",
         aspect=Aspect.UPSTREAM,
-        clue="WARN payment-service: stripe-api p99 latency elevated ({ms}ms)",
+        clue="WARN payment-service: stripe-api p99 latency elevated ({upstream_ms}ms)",
         ruled_out="INFO stripe-api: no 429 responses in the last 15m, p99 within contract",
         payment_ruled_out="INFO payment-service: stripe-api calls succeed, no 429 responses",
         site_pointer="ERROR stripe-api: 429 Too Many Requests for client {root} ({count} in the last minute)",
@@ -249,7 +250,7 @@ HYPOTHESES: dict[Hypothesis, HypothesisEvidence] = {
     Hypothesis.MEMORY_LEAK: HypothesisEvidence(
         site="payment-service",
         aspect=Aspect.MEMORY,
-        clue="WARN payment-service: GC pause {ms}ms (young gen)",
+        clue="WARN payment-service: GC pause {gc_ms}ms (young gen)",
         ruled_out="INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
         payment_ruled_out="INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
         site_pointer="WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",

@@ -209,9 +209,9 @@ class _Draws:
         return tuple(out)
 
 def _draw_artifacts(draws: _Draws, root: str) -> dict[str, str]:
-    # Three uniforms give 3 x 52 random bits; each artifact takes its share by mixed-radix digits.
+    # Four uniforms give 4 x 52 random bits; each artifact takes its share by mixed-radix digits.
     scale = 1 << 52
-    a, b, c = int(draws.uniform() * scale), int(draws.uniform() * scale), int(draws.uniform() * scale)
+    a, b, c, d = (int(draws.uniform() * scale) for _ in range(4))
     return {
         "deploy": f"deploy-{10000 + a % 90000}",
         "flag": f"ff_{_FLAG_WORDS[a // 90000 % len(_FLAG_WORDS)]}",
@@ -224,6 +224,9 @@ def _draw_artifacts(draws: _Draws, root: str) -> dict[str, str]:
         "heap": f"{3 + c // 4000 % 3}.{c // 12000 % 10}",
         "restarts": str(3 + c // 120000 % 9),
         "ms": str(200 + c // 1080000 % 1800),
+        "gc_ms": str(150 + d % 900),
+        "query_ms": str(300 + d // 900 % 1500),
+        "upstream_ms": str(400 + d // 1350000 % 2000),
     }
 
 

@@ -159,7 +159,7 @@ class IncidentEnv(gym.Env[dict, str]):
 
     ## Version History
 
-    - v0: initial release. Reward magnitudes follow the seed project; the
+    - v0: initial release. Reward magnitudes follow the original IncidentIQ server environment; the
       escalation reward (+/-0.05), the SLA decay (up to -0.10 a step), the
       hard-task site reward (+0.05) and the grader weights are this release's
       own, chosen so that the walkthrough and a rule-based agent grade near 1

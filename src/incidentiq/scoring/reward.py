@@ -1,6 +1,6 @@
 """The dense reward: named parts, summed in one place.
 
-Magnitudes follow the seed project (investigate +0.15..+0.23, correct team
+Magnitudes follow the original IncidentIQ server environment (investigate +0.15..+0.23, correct team
 +0.10, fix +0.20..+0.52, premature fix -0.25, early resolve -0.40, resolve
 +0.30, repeats and unknown commands -0.20, SLA decay past 60% of the window).
 """

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 class TaskId(str, enum.Enum):
-    """Task identifiers, as the seed project names them."""
+    """Task identifiers, as the original IncidentIQ server environment names them."""
 
     SINGLE_SERVICE_OUTAGE = "single_service_outage"
     CASCADING_FAILURE = "cascading_failure"

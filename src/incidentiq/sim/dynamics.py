@@ -150,7 +150,6 @@ class World:
         self.any_investigation = False
         self.escalated = False
         self.severity = incident.severity
-        self.busy = list(incident.busy)
         self.failed_resolves = 0
         self.fix_attempts = 0
         self.resolved = False
@@ -163,7 +162,7 @@ class World:
         self.hops = incident.hops
         # Observable flags, one row each: status (0 marks an empty slot), investigated, team available.
         self.flags = np.zeros((3, MAX_SLOTS), dtype=np.int8)
-        self.flags[2, : len(self.busy)] = [not busy for busy in self.busy]
+        self.flags[2, : len(incident.busy)] = [not busy for busy in incident.busy]  # the only record of it
         self.status = self._refresh()
         self.flags[0, :n] = self.status
         self._day = f"{incident.date}T"
@@ -346,10 +345,9 @@ class World:
         incident = self.incident
         if team not in incident.teams:
             return Outcome.ASSIGN_UNKNOWN, f"There is no team '{team}' on the roster.", [], {}
-        self.assigned = team
         if team != incident.owner:
             return Outcome.ASSIGN_WRONG, f"Assigned to {team}. They do not own the failing service.", [], {}
-        if self.busy[incident.teams.index(team)]:
+        if not self.flags[2, incident.teams.index(team)]:
             feedback = f"{team} is busy and did not acknowledge. Escalate to page the secondary on-call."
             return Outcome.ASSIGN_OWNER_BUSY, feedback, [f"WARN pager: {team} primary on-call did not acknowledge"], {}
         return Outcome.ASSIGN_OWNER, f"{team} acknowledged the incident.", [f"INFO pager: {team} acknowledged"], {}
@@ -359,8 +357,7 @@ class World:
         needed = not self.escalated and (incident.owner_busy or self.severity == 0)
         self.escalated = True
         self.severity = max(0, self.severity - 1)
-        self.busy = [False] * len(self.busy)
-        self.flags[2, : len(self.busy)] = 1
+        self.flags[2, : len(incident.teams)] = 1
         lines = [f"WARN pager: severity raised to P{self.severity}, secondary on-call paged"]
         if needed:
             return Outcome.ESCALATE_NEEDED, f"Escalated to P{self.severity}; the secondary on-call is paged.", lines, {}

@@ -223,9 +223,14 @@ class HypothesisEvidence:
     aspect: Aspect
     clue: str  # shallow: in the first alerts whether or not the hypothesis is true
     ruled_out: str  # at the site, when the hypothesis is false
-    payment_ruled_out: str  # payment-service asked about ``aspect``, when false
     site_pointer: str  # at the site, when true but the fault sits in {root}
-    payment_pointer: str  # payment-service asked about ``aspect``, when true but the fault sits in {root}
+    payment_ruled_out: str = ""  # payment-service asked about ``aspect``, when false (default: as the site)
+    payment_pointer: str = ""  # payment-service asked about ``aspect``, when true but the fault sits elsewhere
+
+    def __post_init__(self):
+        # When the site is payment-service itself, what it answers is what the site says.
+        object.__setattr__(self, "payment_ruled_out", self.payment_ruled_out or self.ruled_out)
+        object.__setattr__(self, "payment_pointer", self.payment_pointer or self.site_pointer)
 
 
 HYPOTHESES: dict[Hypothesis, HypothesisEvidence] = {
@@ -252,9 +257,7 @@ HYPOTHESES: dict[Hypothesis, HypothesisEvidence] = {
         aspect=Aspect.MEMORY,
         clue="WARN payment-service: GC pause {gc_ms}ms (young gen)",
         ruled_out="INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
-        payment_ruled_out="INFO payment-service: heap stable at 1.1GiB of 4GiB, 0 restarts",
         site_pointer="WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",
-        payment_pointer="WARN payment-service: heap stable, but calls to {root} are reset (pods restarting)",
     ),
 }
 """The hard task's three hypotheses: each has one shallow clue and one place that settles it."""

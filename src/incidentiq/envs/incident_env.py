@@ -110,8 +110,9 @@ class IncidentEnv(gym.Env[dict, str]):
     Dense, with named parts in ``info["reward_components"]`` that sum to the
     reward: investigating the root +0.23 (+0.15 if the question asked does not
     reveal the cause), a service on the causal path +0.15 to +0.19, a hard-task
-    hypothesis site +0.05, each halved on every repeat of that service;
-    off-path or unknown services -0.05. Correct team +0.10 (+0.05 if it is
+    hypothesis site +0.05, each for the first look at that service only (a
+    later look earns nothing, unless it is the first to reveal the root's
+    cause); off-path or unknown services -0.05. Correct team +0.10 (+0.05 if it is
     busy and does not acknowledge; wrong -0.05), needed escalation +0.05
     (unneeded -0.05), full fix on the root +0.52 (less 0.10 per earlier fix
     attempt, at least +0.20), partial fix +0.20, wrong or misplaced fix
@@ -161,8 +162,9 @@ class IncidentEnv(gym.Env[dict, str]):
 
     - v0: initial release. Reward magnitudes follow the original IncidentIQ server environment; the
       escalation reward (+/-0.05), the SLA decay (up to -0.10 a step), the
-      hard-task site reward (+0.05) and the grader weights are this release's
-      own, chosen so that the walkthrough and a rule-based agent grade near 1
+      hard-task site reward (+0.05), the rule that a service's evidence is
+      rewarded once (repeat looks earn nothing, so they cannot be farmed) and
+      the grader weights are this release's own, chosen so that the walkthrough and a rule-based agent grade near 1
       while random and blind strategies stay under 0.1 and 0.2.
     """
 
@@ -183,7 +185,11 @@ class IncidentEnv(gym.Env[dict, str]):
         if not 0.0 <= log_noise <= 1.0:
             raise ValueError(f"log_noise must be in [0, 1], got {log_noise}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+            hint = " (SB3's make_vec_env asks for 'rgb_array' unless env_kwargs sets render_mode)"
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+                + (hint if render_mode == "rgb_array" else "")
+            )
         self.decoys = decoys
         self.log_noise = log_noise
         self.render_mode = render_mode

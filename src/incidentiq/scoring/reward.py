@@ -31,6 +31,7 @@ _PART = {
     Outcome.RESOLVE_OK: ("resolve", 0.30),
     Outcome.RESOLVE_EARLY: ("resolve", -0.40),
 }
+_INVESTIGATE_USEFUL = frozenset({Outcome.INVESTIGATE_ROOT, Outcome.INVESTIGATE_PATH, Outcome.INVESTIGATE_SITE})
 _NO_REWARD = dict.fromkeys(REWARD_KEYS, 0.0)
 SLA_DECAY_FROM = 0.6
 SLA_DECAY_MAX = -0.10
@@ -44,13 +45,14 @@ def reward_components(record: StepRecord, sla_minutes: int) -> dict[str, float]:
     fixed = _PART.get(outcome)
     if fixed is not None:
         parts[fixed[0]] = fixed[1]
+    elif record.repeat and outcome in _INVESTIGATE_USEFUL:
+        pass  # looking again at a service already seen earns nothing: evidence is rewarded once
     elif outcome is Outcome.INVESTIGATE_ROOT:
-        base = 0.23 if record.revealed else 0.15
-        parts["investigate"] = base * 0.5**record.repeat
+        parts["investigate"] = 0.23 if record.revealed else 0.15
     elif outcome is Outcome.INVESTIGATE_PATH:
-        parts["investigate"] = max(0.15, 0.22 - 0.03 * record.hops) * 0.5**record.repeat
+        parts["investigate"] = max(0.15, 0.22 - 0.03 * record.hops)
     elif outcome is Outcome.INVESTIGATE_SITE:
-        parts["investigate"] = 0.05 * 0.5**record.repeat
+        parts["investigate"] = 0.05
     elif outcome is Outcome.FIX_FULL:
         parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat)
     elif outcome is Outcome.FIX_PARTIAL:

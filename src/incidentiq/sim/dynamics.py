@@ -64,8 +64,8 @@ class StepRecord(NamedTuple):
     """One entry of a trajectory: the grader's whole input besides the incident.
 
     ``revealed`` marks an investigation that showed the root cause's evidence;
-    ``repeat`` counts earlier investigations of the same service (for a fix,
-    earlier fix attempts); ``hops`` is
+    ``repeat`` counts earlier investigations of the same service (0 for the
+    first look that reveals the root's cause; for a fix, earlier fix attempts); ``hops`` is
     the distance from the root of an investigated service on the causal path.
     """
 
@@ -148,6 +148,7 @@ class World:
         self.growth = incident.family.growth_per_minute
         self.investigations = [0] * n
         self.any_investigation = False
+        self.root_revealed = False
         self.escalated = False
         self.severity = incident.severity
         self.failed_resolves = 0
@@ -295,12 +296,18 @@ class World:
         self.any_investigation = True
         repeat = self.investigations[i]
         self.investigations[i] += 1
+        # The first look that reveals the root's cause counts as new, whatever was asked before.
+        first_reveal = False
         self.flags[1, i] = 1
         role = incident.roles[i]
         findings = self._findings(i, command.aspect)
         revealed = role is Role.ROOT and (
             incident.diagnostic_aspect is None or command.aspect is incident.diagnostic_aspect
         )
+        if revealed and not self.root_revealed:
+            self.root_revealed = first_reveal = True
+        if first_reveal:
+            repeat = 0
         lines = [*findings, _CATALOG_LINES[name]]
         feedback = f"Investigated {name}: {' | '.join(findings)} | owner {SERVICES[name].team.value}"
         outcome = _INVESTIGATION_OUTCOMES[role]

@@ -20,6 +20,7 @@ from incidentiq.scoring import grade
 
 HARD_ID = "IncidentIQ/AmbiguousPaymentDegradation-v0"
 EASY_ID = "IncidentIQ/SingleServiceOutage-v0"
+MEDIUM_ID = "IncidentIQ/CascadingFailure-v0"
 SEEDS = range(200)
 
 
@@ -98,6 +99,30 @@ def test_reward_magnitudes_follow_the_spec():
         parts = info["reward_components"]
         assert math.isclose(parts[key], value, abs_tol=1e-12), (command, parts)
         assert all(v == 0.0 for k, v in parts.items() if k not in (key, "sla")), (command, parts)
+    env.close()
+
+
+def test_evidence_is_rewarded_once_and_unseen_fixes_earn_less():
+    """Looking again (another aspect) earns nothing; a full fix before the root's evidence earns +0.20."""
+    env = gym.make(MEDIUM_ID)
+    for seed in range(40):
+        env.reset(seed=seed)
+        incident = env.unwrapped.incident
+        callers = [incident.services[i] for i, _ in incident.path]
+        if callers:
+            break
+    mitigation = env.unwrapped.walkthrough()[-2].splitlines()[0]
+    steps = [
+        (f"investigate {callers[0]}", lambda v: v > 0.1),  # on the causal path: its first look pays
+        (f"investigate {callers[0]} memory", lambda v: v == 0.0),  # the same service again: nothing new
+        (mitigation, lambda v: math.isclose(v, 0.20)),  # the right fix, but the root's evidence unseen
+        (f"investigate {incident.root}", lambda v: math.isclose(v, 0.23)),
+    ]
+    for command, check in steps:
+        _, _, _, _, info = env.step(command)
+        parts = info["reward_components"]
+        value = parts["investigate"] + parts["mitigate"]
+        assert check(value), (command, parts)
     env.close()
 
 

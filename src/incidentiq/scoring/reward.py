@@ -54,7 +54,8 @@ def reward_components(record: StepRecord, sla_minutes: int) -> dict[str, float]:
     elif outcome is Outcome.INVESTIGATE_SITE:
         parts["investigate"] = 0.05
     elif outcome is Outcome.FIX_FULL:
-        parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat)
+        # A fix made before the root's evidence was seen is a lucky guess: it earns what a partial fix does.
+        parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat) if record.revealed else 0.20
     elif outcome is Outcome.FIX_PARTIAL:
         parts["mitigate"] = 0.20 if record.repeat == 0 else 0.05
     used = record.minute / sla_minutes

@@ -63,7 +63,8 @@ class Outcome(str, enum.Enum):
 class StepRecord(NamedTuple):
     """One entry of a trajectory: the grader's whole input besides the incident.
 
-    ``revealed`` marks an investigation that showed the root cause's evidence;
+    ``revealed`` marks an investigation that showed the root cause's evidence
+    (for a fix: that evidence had been seen before it);
     ``repeat`` counts earlier investigations of the same service (0 for the
     first look that reveals the root's cause; for a fix, earlier fix attempts); ``hops`` is
     the distance from the root of an investigated service on the causal path.
@@ -280,7 +281,7 @@ class World:
             self.seen.add(canonical)
         outcome, feedback, lines, extra = getattr(self, _HANDLERS[command.verb])(command)
         if outcome in _FIX_ATTEMPTS:
-            extra = {"repeat": self.fix_attempts}
+            extra = {"repeat": self.fix_attempts, "revealed": self.root_revealed}
             self.fix_attempts += 1
         self._emit(lines)
         self.advance(command.minutes)

@@ -126,6 +126,24 @@ def test_evidence_is_rewarded_once_and_unseen_fixes_earn_less():
     env.close()
 
 
+def test_resolving_with_the_true_hypothesis_earns_the_conclusion_bonus():
+    env = gym.make(HARD_ID)
+    resolve_parts = {}
+    for label in ("true", "wrong", "none"):
+        env.reset(seed=5)
+        incident = env.unwrapped.incident
+        wrong = next(h for h in incident.hypotheses if h != incident.hypothesis.value)
+        conclusion = {"true": incident.hypothesis.value, "wrong": wrong, "none": ""}[label]
+        commands = [c.splitlines()[0] for c in env.unwrapped.walkthrough()]
+        commands[-1] += f"\nroot cause: {conclusion}" if conclusion else ""
+        for command in commands:
+            _, _, terminated, _, info = env.step(command)
+        assert terminated and info["is_success"]
+        resolve_parts[label] = info["reward_components"]["resolve"]
+    assert resolve_parts == {"true": pytest.approx(0.40), "wrong": pytest.approx(0.30), "none": pytest.approx(0.30)}
+    env.close()
+
+
 def test_hard_task_reasoning_credit():
     """Reasoning earns credit only when it concludes the true hypothesis, alone."""
     env = gym.make(HARD_ID)

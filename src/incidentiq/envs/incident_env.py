@@ -117,9 +117,10 @@ class IncidentEnv(gym.Env[dict, str]):
     escalation +0.05 (unneeded -0.05), full fix on the root +0.52 (less 0.10
     per earlier fix attempt, at least +0.20; only +0.20 before the root's
     evidence was seen), partial fix +0.20, wrong or misplaced fix -0.10, fix
-    before any investigation -0.25, premature resolve -0.40, resolve +0.30,
-    repeated or invalid command -0.20, and past 60% of the SLA window up to
-    -0.10 a step.
+    before any investigation -0.25, premature resolve -0.40, resolve +0.30
+    (+0.10 more in the hard task when the reasoning concludes the true
+    hypothesis), repeated or invalid command -0.20, and past 60% of the SLA
+    window up to -0.10 a step.
 
     The episode's grade (``info["grade"]``, and ``obs["score"]`` so far) is
     separate: a pure function of the incident and the trajectory with weighted
@@ -166,8 +167,9 @@ class IncidentEnv(gym.Env[dict, str]):
       hard-task site reward (+0.05), the rule that a service's evidence is
       rewarded once (repeat looks earn nothing, so they cannot be farmed), the
       smaller reward for a fix made before the root's evidence was seen (as
-      the grader halves such fixes) and the grader weights are this release's
-      own, chosen so that the walkthrough and a rule-based agent grade near 1
+      the grader halves such fixes), the hard task's +0.10 for resolving with
+      the true hypothesis concluded (the grader weighs reasoning too) and the
+      grader weights are this release's own, chosen so that the walkthrough and a rule-based agent grade near 1
       while random and blind strategies stay under 0.1 and 0.2.
     """
 
@@ -282,7 +284,7 @@ class IncidentEnv(gym.Env[dict, str]):
             feedback = parsed.error
         self._trajectory.append(record)
         self._tally.update(record)
-        parts = reward_components(record, config.sla_minutes)
+        parts = reward_components(record, config.sla_minutes, self._tally.concluded_correctly)
         reward = sum(parts.values())
         terminated = True
         if world.resolved:

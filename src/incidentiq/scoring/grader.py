@@ -133,6 +133,11 @@ class Tally:
             if named:
                 self.conclusion = named[0] if len(named) == 1 else None
 
+    @property
+    def concluded_correctly(self) -> bool:
+        """The latest reasoning that names one hypothesis names the true one (hard task)."""
+        return self.conclusion is not None and self.conclusion is self.incident.hypothesis
+
     def total(self) -> float:
         """The grade of the trajectory so far, as one number (the env calls this every step)."""
         d, o, m, r, e, q = self._raw()
@@ -164,7 +169,7 @@ class Tally:
             remediation = 0.0
         resolution = justified * max(0.0, 1.0 - 0.25 * self.early_resolves) if self.resolved else 0.0
         efficiency = justified * max(0.0, 1.0 - 0.15 * self.wasted) if self.resolved else 0.0
-        reasoning = 1.0 if self.conclusion is not None and self.conclusion is self.incident.hypothesis else 0.0
+        reasoning = 1.0 if self.concluded_correctly else 0.0
         return diagnosis, ownership, remediation, resolution, efficiency, reasoning
 
 

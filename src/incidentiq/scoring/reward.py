@@ -38,8 +38,17 @@ SLA_DECAY_MAX = -0.10
 """Past 60% of the SLA window each step costs up to 0.10, growing linearly to the deadline."""
 
 
-def reward_components(record: StepRecord, sla_minutes: int) -> dict[str, float]:
-    """The named parts of one step's reward. Their sum is the reward."""
+CONCLUSION_BONUS = 0.10
+"""Resolving the hard task with the true root-cause hypothesis as the standing conclusion."""
+
+
+def reward_components(record: StepRecord, sla_minutes: int, concluded_correctly: bool = False) -> dict[str, float]:
+    """The named parts of one step's reward. Their sum is the reward.
+
+    ``concluded_correctly`` says whether the trajectory's reasoning so far
+    concludes the true hypothesis (hard task); it counts only on the step that
+    resolves the incident, which ends the episode, so it reveals nothing.
+    """
     parts = _NO_REWARD.copy()
     outcome = record.outcome
     fixed = _PART.get(outcome)
@@ -58,6 +67,8 @@ def reward_components(record: StepRecord, sla_minutes: int) -> dict[str, float]:
         parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat) if record.revealed else 0.20
     elif outcome is Outcome.FIX_PARTIAL:
         parts["mitigate"] = 0.20 if record.repeat == 0 else 0.05
+    if outcome is Outcome.RESOLVE_OK and concluded_correctly:
+        parts["resolve"] += CONCLUSION_BONUS
     used = record.minute / sla_minutes
     if used > SLA_DECAY_FROM:
         parts["sla"] = SLA_DECAY_MAX * min(1.0, (used - SLA_DECAY_FROM) / (1.0 - SLA_DECAY_FROM))

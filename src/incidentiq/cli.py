@@ -3,6 +3,9 @@
 ```
 incidentiq play [--task T] [--seed S] [--split train|test|all]
 incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed S] [--json PATH] [--quiet]
+                    [--log-steps | --no-log-steps]
+incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
+incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -13,7 +16,12 @@ exits with code 2 and a message, like ``argparse`` itself.
 Agents are resolved in one place, :func:`resolve_agent`, from a value of the
 form ``NAME`` or ``KIND:ARGUMENT`` (the second form is for agents that need a
 path or a model name, such as a trained policy), so adding one is one entry
-in :data:`AGENT_KINDS`.
+in :data:`AGENT_KINDS`. ``llm`` or ``llm:MODEL`` asks a chat model over an
+OpenAI-compatible API (the ``llm`` extra; see :mod:`incidentiq.agents.llm`).
+
+``evaluate --log-steps`` writes each episode as ``[START]``, ``[STEP]`` and
+``[END]`` lines and closes with a ``[SUMMARY]`` (:class:`EpisodeLog`); LLM
+agents turn it on by default.
 """
 
 from __future__ import annotations
@@ -131,6 +139,12 @@ class AgentSpec:
 
     name: str
     build: AgentBuilder
+    model: str = ""
+    """The model an episode log names (``[START] ... model=``); the agent's name when empty."""
+    episodes: int | None = None
+    """Episodes per task when ``evaluate`` gets no ``--episodes`` (``None``: :data:`DEFAULT_EPISODES`)."""
+    log_steps: bool = False
+    """Whether ``evaluate`` prints the per-step episode log even without ``--log-steps``."""
 
 
 def _builtin_agent(name: str) -> Callable[[str], AgentSpec]:
@@ -142,12 +156,57 @@ def _builtin_agent(name: str) -> Callable[[str], AgentSpec]:
     return resolve
 
 
+def _llm_agent(argument: str) -> AgentSpec:
+    """``llm`` or ``llm:MODEL``: a chat model over an OpenAI-compatible API (the ``llm`` extra).
+
+    The model defaults to ``MODEL_NAME``; the endpoint and key come from
+    ``API_BASE_URL`` and ``HF_TOKEN``. Every step is a paid request, so
+    ``evaluate`` plays one episode per task unless ``--episodes`` says
+    otherwise, and prints the per-step episode log.
+    """
+    from incidentiq.agents import llm
+
+    settings = llm.LLMSettings.from_env(argument.strip() or None)
+    try:
+        llm.import_openai()
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+    return AgentSpec(
+        f"llm:{settings.model}",
+        lambda env, seed: llm.LLMAgent(settings.model, settings.base_url, settings.api_key, seed=seed),
+        model=settings.model,
+        episodes=1,
+        log_steps=True,
+    )
+
+
 AGENT_KINDS: dict[str, Callable[[str], AgentSpec]] = {name: _builtin_agent(name) for name in AGENTS}
 """``--agent`` kinds: each maps the text after ``KIND:`` (empty for a plain name) to an :class:`AgentSpec`.
 
 An agent that needs a path or a model name (``ppo:runs/x/model.zip``, ``llm:MODEL``)
 is one more entry here; its resolver should import optional extras lazily.
 """
+AGENT_KINDS["llm"] = _llm_agent
+
+
+def _ppo_agent(argument: str) -> AgentSpec:
+    """``ppo:PATH``: a MaskablePPO policy saved by ``incidentiq train`` (the ``train`` extra)."""
+    path = Path(argument.strip())
+    if not argument.strip():
+        raise ValueError("agent 'ppo' needs the saved model: ppo:DIR/model.zip")
+    if path.is_dir():
+        path = path / "model.zip"
+    if not path.is_file():
+        raise ValueError(f"no trained model at {path}")
+    try:
+        from incidentiq.train import PPOAgent
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+    policy = PPOAgent.load(path)
+    return AgentSpec(f"ppo:{path.parent.name or path.name}", lambda env, seed: policy)
+
+
+AGENT_KINDS["ppo"] = _ppo_agent
 
 
 def resolve_agent(value: str) -> AgentSpec:
@@ -229,7 +288,99 @@ class Progress:
         self.close()
 
 
+# ---- episode log ------------------------------------------------------------------------
+
+LOG_ENV_NAME = "incidentiq"
+"""The ``env=`` field of ``[START]`` lines."""
+SUMMARY_BAR_WIDTH = 20
+"""Characters in each task's score bar under ``[SUMMARY]``."""
+
+
+def _log_number(value: float) -> str:
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def _log_text(text: str) -> str:
+    """Free text as one log field: newlines and runs of whitespace become single spaces."""
+    return " ".join(text.split())
+
+
+class EpisodeLog(gym.Wrapper):
+    """Writes one line per reset, step and episode end: the log format of LLM inference runs.
+
+    ```
+    [START] task=cascading_failure env=incidentiq model=MODEL
+    [STEP] step=1 action=investigate auth-service reward=0.23 done=false error=null
+    [END] success=true steps=4 score=1.00 rewards=0.23,0.10,0.52,0.30
+    ```
+
+    ``action`` is the canonical command, or the first line of the text sent when
+    the env rejected it, and ``error`` is then the env's feedback (else ``null``);
+    ``score`` is the episode's grade. An episode still open at ``close`` gets an
+    ``[END]`` with ``success=false``. :func:`format_log_summary` writes the
+    ``[SUMMARY]`` that closes a run.
+    """
+
+    def __init__(self, env: gym.Env, model: str, stream: TextIO | None = None):
+        super().__init__(env)
+        self.model = model
+        self.stream = stream if stream is not None else sys.stdout
+        self._rewards: list[float] | None = None
+        self._score = 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the env and write ``[START]`` (after an ``[END]`` for an unfinished episode)."""
+        self._end_open_episode()
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._rewards = []
+        self._score = float(obs["score"][0])
+        self._write(f"[START] task={obs['task_id']} env={LOG_ENV_NAME} model={self.model}")
+        return obs, info
+
+    def step(self, action: str):
+        """Step the env and write ``[STEP]``, then ``[END]`` if the episode is over."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        done = terminated or truncated
+        self._rewards.append(float(reward))
+        self._score = float(info.get("grade", obs["score"][0]))
+        valid = bool(info["action_valid"])
+        shown = info["parsed_action"] if valid else action.partition("\n")[0]
+        error = "null" if valid else _log_text(str(obs["feedback"]))
+        self._write(
+            f"[STEP] step={len(self._rewards)} action={_log_text(shown)} reward={_log_number(reward)} "
+            f"done={str(done).lower()} error={error}"
+        )
+        if done:
+            self._end(bool(info["is_success"]))
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """End an unfinished episode's log, then close the env."""
+        self._end_open_episode()
+        super().close()
+
+    def _end_open_episode(self) -> None:
+        if self._rewards is not None:
+            self._end(False)
+
+    def _end(self, success: bool) -> None:
+        rewards = ",".join(_log_number(r) for r in self._rewards)
+        self._write(
+            f"[END] success={str(success).lower()} steps={len(self._rewards)} "
+            f"score={_log_number(self._score)} rewards={rewards}"
+        )
+        self._rewards = None
+
+    def _write(self, line: str) -> None:
+        # Flushed per line: LLM runs are slow, and whoever reads the log wants each step as it happens.
+        print(line, file=self.stream, flush=True)
+
+
 # ---- evaluate ---------------------------------------------------------------------------
+
+DEFAULT_EPISODES = 100
+"""Episodes per task when neither ``--episodes`` nor the agent kind says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -256,14 +407,19 @@ def evaluate_agent(
     episodes: int = 100,
     seed: int = 0,
     progress: bool = False,
+    log: TextIO | None = None,
 ) -> EvalResult:
     """Play ``episodes`` episodes with seeds ``seed, seed + 1, ...`` and summarise them.
+
+    With ``log``, every episode is also written there step by step (:class:`EpisodeLog`).
 
     >>> result = evaluate_agent(resolve_agent("walkthrough"), resolve_tasks("single_service_outage")[0], episodes=2)
     >>> result.success_rate
     1.0
     """
     env = gym.make(task.env_id, split=split)
+    if log is not None:
+        env = EpisodeLog(env, agent.model or agent.name, log)
     try:
         player = agent.build(env, seed)
         episodes_played = []
@@ -292,18 +448,43 @@ def evaluate_agent(
 
 def format_results(results: Sequence[EvalResult]) -> str:
     """A plain-text table of evaluation results, one row per task."""
+    # Agent names such as llm:MODEL can be long; the column grows to fit them.
+    agent_width = max([13] + [len(r.agent) + 2 for r in results])
     header = (
-        f"{'task':<32}{'agent':<13}{'split':<7}{'episodes':>9}{'mean grade':>17}"
+        f"{'task':<32}{'agent':<{agent_width}}{'split':<7}{'episodes':>9}{'mean grade':>17}"
         f"{'success':>10}{'mean steps':>12}{'mean return':>13}"
     )
     rows = [header, "-" * len(header)]
     for r in results:
         grade = f"{r.mean_grade:.3f} \u00b1 {r.std_grade:.3f}"
         rows.append(
-            f"{r.task_id:<32}{r.agent:<13}{r.split:<7}{r.episodes:>9}{grade:>17}"
+            f"{r.task_id:<32}{r.agent:<{agent_width}}{r.split:<7}{r.episodes:>9}{grade:>17}"
             f"{r.success_rate:>10.1%}{r.mean_steps:>12.2f}{r.mean_return:>+13.3f}"
         )
     return "\n".join(rows)
+
+
+def format_log_summary(results: Sequence[EvalResult]) -> str:
+    """The ``[SUMMARY]`` line and one score bar per task that close an episode log.
+
+    ``avg_score`` is the mean over tasks of each task's mean grade, ``total_steps``
+    counts every step played and ``all_success`` says whether every episode was resolved.
+    """
+    total_steps = sum(round(r.mean_steps * r.episodes) for r in results)
+    avg_score = sum(r.mean_grade for r in results) / len(results)
+    all_success = all(r.success_rate == 1.0 for r in results)
+    lines = [
+        f"[SUMMARY] tasks={len(results)} avg_score={avg_score:.4f} total_steps={total_steps} all_success={all_success}"
+    ]
+    width = max(len(r.task_id) for r in results)
+    for r in results:
+        # The epsilon keeps a grade such as 0.95 from losing a cell to float rounding.
+        filled = min(SUMMARY_BAR_WIDTH, int(r.mean_grade * SUMMARY_BAR_WIDTH + 1e-9))
+        bar = "\u2588" * filled + "\u2591" * (SUMMARY_BAR_WIDTH - filled)
+        episodes = f", {r.episodes} episodes" if r.episodes > 1 else ""
+        steps = round(r.mean_steps * r.episodes)
+        lines.append(f"  {r.task_id:<{width}} [{bar}] {r.mean_grade:.4f} ({steps} steps{episodes})")
+    return "\n".join(lines)
 
 
 def _check_writable(path: Path) -> None:
@@ -321,10 +502,17 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     json_path = Path(args.json) if args.json else None
     if json_path is not None:
         _check_writable(json_path)
+    episodes = args.episodes or args.agent.episodes or DEFAULT_EPISODES
+    log_steps = args.agent.log_steps if args.log_steps is None else args.log_steps
+    log = sys.stdout if log_steps else None
+    # With the episode log on, its lines are the progress; a bar on stderr would only interleave with them.
+    progress = not args.quiet and log is None
     results = [
-        evaluate_agent(args.agent, task, args.split, args.episodes, args.seed, progress=not args.quiet)
+        evaluate_agent(args.agent, task, args.split, episodes, args.seed, progress=progress, log=log)
         for task in args.task
     ]
+    if log is not None:
+        print(format_log_summary(results), file=log)
     print(format_results(results))
     if json_path is not None:
         payload = {"results": [asdict(r) for r in results]}
@@ -427,6 +615,71 @@ def _play_command(args: argparse.Namespace) -> int:
     return play(args.task[0], args.seed, args.split)
 
 
+# ---- serve ------------------------------------------------------------------------------
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    # The server stack is an optional extra: import it only when asked to serve.
+    try:
+        from incidentiq.server.app import ENV_ADMIN_TOKEN, ServerSettings, serve
+    except ImportError as exc:
+        raise UsageError(str(exc)) from exc
+    token = args.admin_token if args.admin_token is not None else os.environ.get(ENV_ADMIN_TOKEN) or None
+    try:
+        settings = ServerSettings(
+            host=args.host, port=args.port, max_sessions=args.max_sessions, admin_token=token, log_level=args.log_level
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    serve(settings)
+    return 0
+
+
+def _port_number(text: str) -> int:
+    port = _int_at_least(1)(text)
+    if port > 65535:
+        raise ValueError(f"must be at most 65535, got {port}")
+    return port
+
+
+# ---- train ------------------------------------------------------------------------------
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    try:
+        from incidentiq.train import TrainSettings, train
+    except ImportError as exc:
+        raise UsageError(str(exc)) from exc
+    (task,) = args.task
+    out = Path(args.out) if args.out else Path("runs") / task.task_id
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: not a directory")
+    settings = TrainSettings(
+        env_id=task.env_id,
+        timesteps=args.timesteps,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        subprocess=args.subprocess,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        final_episodes=args.final_episodes,
+        out=out,
+    )
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    metrics = train(settings, progress=not args.quiet, log=say)
+    for env_id, value in metrics["final_test_grade"].items():
+        reference = metrics["reference_test_grade"][env_id]
+        print(
+            f"{env_id}: mean test grade {value:.3f} over {settings.final_episodes} held-out incidents "
+            f"(random {reference['random']:.3f}, heuristic {reference['heuristic']:.3f})"
+        )
+    reached = metrics["steps_to_target"]
+    target = f"reached {metrics['target_grade']} at {reached} steps" if reached else "did not reach the target"
+    print(f"{metrics['timesteps']} steps in {metrics['wall_seconds']:.0f} s; {target}")
+    print(f"wrote {out / 'model.zip'}, {out / 'metrics.json'} and {out / 'learning_curve.png'}")
+    return 0
+
+
 # ---- argument parsing -------------------------------------------------------------------
 
 
@@ -509,14 +762,89 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument(
         "--episodes",
         type=_argument_type("episodes", _int_at_least(1)),
-        default=100,
+        default=None,
         metavar="N",
-        help="episodes per task (default: %(default)s)",
+        help=f"episodes per task (default: {DEFAULT_EPISODES}; 1 for llm, whose every step is a paid request)",
     )
     evaluate_parser.add_argument("--seed", type=seed_type, default=0, metavar="S", help="first seed (default: 0)")
     evaluate_parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     evaluate_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate_parser.add_argument(
+        "--log-steps",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print [START]/[STEP]/[END] lines per episode and a [SUMMARY] (default: on for llm, else off)",
+    )
     evaluate_parser.set_defaults(handler=_evaluate_command)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve the environments over HTTP",
+        description="Serve IncidentIQ over HTTP: JSON routes with one episode per session, and OpenEnv's "
+        'WebSocket. Needs the server extra: pip install "incidentiq[server]".',
+    )
+    serve_parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    serve_parser.add_argument(
+        "--port", type=_argument_type("port", _port_number), default=7860, metavar="P", help="default: %(default)s"
+    )
+    serve_parser.add_argument(
+        "--max-sessions",
+        type=_argument_type("max-sessions", _int_at_least(1)),
+        default=256,
+        metavar="N",
+        help="sessions kept at once; the least recently used is evicted (default: %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="T",
+        help="requests carrying it in X-Admin-Token see ground truth during an episode "
+        "(default: $INCIDENTIQ_ADMIN_TOKEN, else none)",
+    )
+    serve_parser.add_argument(
+        "--log-level", choices=["critical", "error", "warning", "info", "debug"], default="info", help="default: info"
+    )
+    serve_parser.set_defaults(handler=_serve_command)
+
+    train_parser = commands.add_parser(
+        "train",
+        help="train a MaskablePPO policy",
+        description="Train MaskablePPO on the train split of a task, follow its mean grade on held-out test-split "
+        "incidents, and write DIR/model.zip, DIR/metrics.json and DIR/learning_curve.png. Needs the train extra: "
+        'pip install "incidentiq[train]".',
+    )
+    train_parser.add_argument(
+        "--task",
+        type=_argument_type("task", lambda text: resolve_tasks(text, allow_all=False)),
+        default=resolve_tasks("cascading_failure"),
+        metavar="T",
+        help=f"task id ({task_names}) or env id (default: cascading_failure)",
+    )
+    count = _argument_type("count", _int_at_least(1))
+    train_parser.add_argument("--timesteps", type=count, default=300_000, metavar="N", help="default: %(default)s")
+    train_parser.add_argument("--n-envs", type=count, default=8, metavar="K", help="parallel envs (default: 8)")
+    train_parser.add_argument("--seed", type=seed_type, default=0, metavar="S", help="default: 0")
+    train_parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/TASK)")
+    train_parser.add_argument("--subprocess", action="store_true", help="step the envs in subprocesses")
+    train_parser.add_argument(
+        "--eval-every", type=count, default=10_000, metavar="N", help="env steps between curve points (default: 10000)"
+    )
+    train_parser.add_argument(
+        "--eval-episodes",
+        type=count,
+        default=100,
+        metavar="N",
+        help="held-out incidents per curve point (default: 100)",
+    )
+    train_parser.add_argument(
+        "--final-episodes",
+        type=count,
+        default=200,
+        metavar="N",
+        help="held-out incidents for the final grade (default: 200)",
+    )
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
+    train_parser.set_defaults(handler=_train_command)
     return parser
 
 

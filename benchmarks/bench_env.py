@@ -1,22 +1,28 @@
-"""Raw env throughput of every IncidentIQ id, side by side with Gymnasium's CartPole-v1.
+"""Env throughput of every IncidentIQ id, raw and RL-wrapped, side by side with Gymnasium's CartPole-v1.
 
 Usage:
-    python benchmarks/bench_env.py                      # default budget, well under a minute
+    python benchmarks/bench_env.py                      # default budget, under a minute
     python benchmarks/bench_env.py --steps 2000 --resets 200 --out /tmp/bench.json
     python benchmarks/bench_env.py --help
 
-Both envs are built with ``gym.make``, as users run them, in the same process.
-Machines are noisy, so the result that matters is the ratio to CartPole
-measured next to it, and the script repeats interleaved rounds and reports
-medians. Fairness rules:
+Both envs are built with ``gym.make``, as users run them, in the same process;
+each id is also measured as trainers run it, wrapped by
+``incidentiq.make_rl_env(id)`` (``gym.make`` plus token observations, a
+``Discrete`` command catalog and action masks). Machines are noisy, so the
+result that matters is the ratio to CartPole measured next to it, and the
+script repeats interleaved rounds and reports medians. Fairness rules:
 
 - Actions are generated before timing. CartPole gets random ints from a seeded
   numpy generator. IncidentIQ gets, per episode, a stream of commands built
   from that episode's own first observation (its listed services and roster
   teams): about 70% valid commands of the grammar, about 30% invalid ones
-  (gibberish, empty, mixed intents, random unicode, over-long text).
-- Both step loops reset on ``terminated or truncated``, and both reset with a
-  seed (``reset(seed=k)`` for the k-th episode), so the IncidentIQ commands
+  (gibberish, empty, mixed intents, random unicode, over-long text). The
+  wrapped env gets, per episode, integer actions drawn uniformly among the
+  catalog indices that episode's first ``action_masks()`` allows (masks depend
+  only on how many services, teams and hypotheses the incident lists, so they
+  hold for the whole episode).
+- Every step loop resets on ``terminated or truncated``, and all reset with a
+  seed (``reset(seed=k)`` for the k-th episode), so the IncidentIQ actions
   match the incident they were drawn for.
 - steps/s counts the time spent in ``step()`` only: the loop's resets are timed
   and subtracted, for both envs, since resets have their own measurement. The
@@ -24,12 +30,15 @@ medians. Fairness rules:
   it depends on episode length, which random play keeps short here (about 8
   steps against CartPole's 22).
 - Resets are timed as ``reset(seed=i)`` for i = 0, 1, ... for both.
-- In each round every IncidentIQ id is timed right next to a CartPole run
-  (alternating which goes first); a ratio is the median over rounds of
-  IncidentIQ's rate over the CartPole rate measured beside it.
+- In each round every IncidentIQ id, raw and wrapped, is timed right next to
+  a CartPole run of its own (alternating which goes first); a ratio is the
+  median over rounds of IncidentIQ's rate over the CartPole rate measured
+  beside it. The wrapped env's steps/s, too, counts only the time in
+  ``step()`` (``wrapped_steps_per_s``, ``wrapped_steps_ratio``).
 
-The targets (steps ratio >= 0.25, resets ratio >= 0.10) are reported as
-PASS/FAIL; the exit code is 0 either way unless ``--strict`` is given.
+The targets (steps ratio >= 0.25, resets ratio >= 0.10, wrapped steps ratio
+>= 0.20) are reported as PASS/FAIL; the exit code is 0 either way unless
+``--strict`` is given.
 """
 
 from __future__ import annotations
@@ -51,13 +60,16 @@ import gymnasium as gym
 import numpy as np
 
 import incidentiq
-from incidentiq.sim.commands import Aspect, Fix
+from incidentiq.sim.commands import Aspect, Fix, Verb
+from incidentiq.wrappers import CATALOG, CatalogCommand
 
 CARTPOLE_ID = "CartPole-v1"
 STEPS_TARGET = 0.25
 """IncidentIQ steps/s over CartPole steps/s must be at least this (specification, Performance)."""
 RESETS_TARGET = 0.10
 """IncidentIQ resets/s over CartPole resets/s must be at least this."""
+WRAPPED_TARGET = 0.2
+"""``make_rl_env`` steps/s (token observations, catalog actions) over CartPole steps/s must be at least this."""
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_env.json"
 INVALID_TEMPLATES: tuple[str, ...] = (
     "",
@@ -202,6 +214,19 @@ def incident_streams(env: gym.Env, episodes: int, settings: Settings) -> list[li
     return streams
 
 
+def wrapped_streams(env: gym.Env, episodes: int, settings: Settings) -> list[list[int]]:
+    """Per episode seed 0..episodes-1, catalog indices drawn uniformly among those its first mask allows."""
+    rng = np.random.default_rng(settings.seed)
+    length = env.spec.max_episode_steps
+    action_masks = env.get_wrapper_attr("action_masks")
+    streams = []
+    for k in range(episodes):
+        env.reset(seed=k)
+        allowed = np.flatnonzero(action_masks())
+        streams.append([int(a) for a in rng.choice(allowed, size=length)])
+    return streams
+
+
 # ---- timed loops ---------------------------------------------------------------------------
 
 
@@ -222,8 +247,8 @@ def time_cartpole_steps(env: gym.Env, actions: list[int]) -> tuple[float, float]
     return len(actions) / (total - in_resets), len(actions) / total
 
 
-def time_incident_steps(env: gym.Env, streams: list[list[str]], steps: int) -> tuple[float, float]:
-    """IncidentIQ (steps/s in ``step()``, steps/s of the whole loop); episode k is seed ``k % len(streams)``."""
+def time_incident_steps(env: gym.Env, streams: list[list[Any]], steps: int) -> tuple[float, float]:
+    """IncidentIQ, raw or wrapped: (steps/s in ``step()``, of the loop); episode k has seed ``k % len(streams)``."""
     episode, position, in_resets = 0, 0, 0.0
     clock = time.perf_counter
     env.reset(seed=0)
@@ -271,7 +296,8 @@ def run(settings: Settings) -> dict:
     cartpole = gym.make(CARTPOLE_ID)
     actions = cartpole_actions(settings.steps, rng)
     _warm_up(cartpole, actions[0])
-    envs, streams = {}, {}
+    envs, streams, wrapped_envs, wrapped_actions = {}, {}, {}, {}
+    escalate = CATALOG.index(CatalogCommand(Verb.ESCALATE))
     for env_id in settings.env_ids:
         env = gym.make(env_id)
         # Random play ends an episode in about ten steps; a stream per four steps covers
@@ -279,10 +305,25 @@ def run(settings: Settings) -> dict:
         streams[env_id] = incident_streams(env, max(1, settings.steps // 4), settings)
         _warm_up(env, "escalate")
         envs[env_id] = env
+        wrapped = incidentiq.make_rl_env(env_id)
+        wrapped_actions[env_id] = wrapped_streams(wrapped, max(1, settings.steps // 4), settings)
+        _warm_up(wrapped, escalate)
+        wrapped_envs[env_id] = wrapped
 
     raw: dict[str, dict[str, list[float]]] = {
-        env_id: {key: [] for key in ("steps", "loop_steps", "resets", "cartpole_steps", "cartpole_loop_steps",
-                                     "cartpole_resets")}
+        env_id: {
+            key: []
+            for key in (
+                "steps",
+                "loop_steps",
+                "resets",
+                "cartpole_steps",
+                "cartpole_loop_steps",
+                "cartpole_resets",
+                "wrapped_steps",
+                "cartpole_wrapped_steps",
+            )
+        }
         for env_id in envs
     }
     for round_index in range(settings.rounds):
@@ -305,6 +346,15 @@ def run(settings: Settings) -> dict:
             record["loop_steps"].append(incident_steps[1])
             record["cartpole_resets"].append(cart_resets)
             record["resets"].append(incident_resets)
+            cart_steps, wrapped_steps = _paired(
+                lambda: time_cartpole_steps(cartpole, actions),
+                lambda env_id=env_id: time_incident_steps(
+                    wrapped_envs[env_id], wrapped_actions[env_id], settings.steps
+                ),
+                swap,
+            )
+            record["cartpole_wrapped_steps"].append(cart_steps[0])
+            record["wrapped_steps"].append(wrapped_steps[0])
         print(f"round {round_index + 1}/{settings.rounds} done", file=sys.stderr, flush=True)
 
     results = []
@@ -315,6 +365,9 @@ def run(settings: Settings) -> dict:
         )
         resets_ratio = statistics.median(
             a / b for a, b in zip(record["resets"], record["cartpole_resets"], strict=True)
+        )
+        wrapped_ratio = statistics.median(
+            a / b for a, b in zip(record["wrapped_steps"], record["cartpole_wrapped_steps"], strict=True)
         )
         results.append(
             {
@@ -330,16 +383,20 @@ def run(settings: Settings) -> dict:
                 "resets_ratio": resets_ratio,
                 "steps_pass": steps_ratio >= STEPS_TARGET,
                 "resets_pass": resets_ratio >= RESETS_TARGET,
+                "wrapped_steps_per_s": statistics.median(record["wrapped_steps"]),
+                "cartpole_wrapped_steps_per_s": statistics.median(record["cartpole_wrapped_steps"]),
+                "wrapped_steps_ratio": wrapped_ratio,
+                "wrapped_steps_pass": wrapped_ratio >= WRAPPED_TARGET,
                 "rounds": record,
             }
         )
-    for env in envs.values():
+    for env in (*envs.values(), *wrapped_envs.values()):
         env.close()
     cartpole.close()
     return {
         "settings": dataclasses.asdict(settings),
         "machine": machine_info(),
-        "targets": {"steps_ratio": STEPS_TARGET, "resets_ratio": RESETS_TARGET},
+        "targets": {"steps_ratio": STEPS_TARGET, "resets_ratio": RESETS_TARGET, "wrapped_steps_ratio": WRAPPED_TARGET},
         "results": results,
     }
 
@@ -360,7 +417,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def format_report(report: dict) -> str:
-    """The results as a table, one line per id, with PASS/FAIL against the targets."""
+    """The results as two tables (raw, then wrapped), one line per id, with PASS/FAIL against the targets."""
     header = (
         f"{'env id':<44}{'steps/s':>10}{'CartPole':>11}{'ratio':>8}{'':>6}"
         f"{'resets/s':>11}{'CartPole':>11}{'ratio':>8}{'':>6}{'loop ratio':>12}"
@@ -374,11 +431,19 @@ def format_report(report: dict) -> str:
             f"{r['resets_ratio']:>8.3f}{'PASS' if r['resets_pass'] else 'FAIL':>6}"
             f"{r['loop_steps_ratio']:>12.3f}"
         )
+    wrapped_header = f"{'make_rl_env(id)':<44}{'steps/s':>10}{'CartPole':>11}{'ratio':>8}{'':>6}"
+    lines += ["", wrapped_header, "-" * len(wrapped_header)]
+    for r in report["results"]:
+        lines.append(
+            f"{r['env_id']:<44}{r['wrapped_steps_per_s']:>10,.0f}{r['cartpole_wrapped_steps_per_s']:>11,.0f}"
+            f"{r['wrapped_steps_ratio']:>8.3f}{'PASS' if r['wrapped_steps_pass'] else 'FAIL':>6}"
+        )
     targets = report["targets"]
     machine = report["machine"]
     lines.append("steps/s: time in step() only; loop ratio: steps/s with the loop's resets included (no target)")
     lines.append(
-        f"targets: steps ratio >= {targets['steps_ratio']}, resets ratio >= {targets['resets_ratio']} "
+        f"targets: steps ratio >= {targets['steps_ratio']}, resets ratio >= {targets['resets_ratio']}, "
+        f"wrapped steps ratio >= {targets['wrapped_steps_ratio']} "
         f"(medians over {report['settings']['rounds']} rounds; python {machine['python']}, "
         f"numpy {machine['numpy']}, gymnasium {machine['gymnasium']}, {machine['cpu_count']} cpus)"
     )
@@ -394,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
-    passed = all(r["steps_pass"] and r["resets_pass"] for r in report["results"])
+    passed = all(r["steps_pass"] and r["resets_pass"] and r["wrapped_steps_pass"] for r in report["results"])
     return 1 if settings.strict and not passed else 0
 
 

@@ -17,6 +17,9 @@ RATE_KEYS = (
     "cartpole_resets_per_s",
     "steps_ratio",
     "resets_ratio",
+    "wrapped_steps_per_s",
+    "cartpole_wrapped_steps_per_s",
+    "wrapped_steps_ratio",
 )
 
 
@@ -43,7 +46,8 @@ def test_tiny_budget_writes_the_report(tmp_path):
     machine = report["machine"]
     for key in ("platform", "python", "numpy", "gymnasium", "cpu_count"):
         assert machine[key]
-    assert report["targets"] == {"steps_ratio": 0.25, "resets_ratio": 0.10}
+    targets = report["targets"]
+    assert targets == {"steps_ratio": 0.25, "resets_ratio": 0.10, "wrapped_steps_ratio": 0.2}
     assert [r["env_id"] for r in report["results"]] == list(incidentiq.ENV_IDS)
     for result in report["results"]:
         for key in RATE_KEYS:
@@ -51,8 +55,14 @@ def test_tiny_budget_writes_the_report(tmp_path):
             assert result[key] > 0
         assert isinstance(result["steps_pass"], bool)
         assert isinstance(result["resets_pass"], bool)
+        assert result["wrapped_steps_pass"] is (result["wrapped_steps_ratio"] >= targets["wrapped_steps_ratio"])
         assert len(result["rounds"]["steps"]) == 2
-        assert result["env_id"] in done.stdout
+        assert len(result["rounds"]["wrapped_steps"]) == len(result["rounds"]["cartpole_wrapped_steps"]) == 2
+        # Each ratio is the median of per-round ratios, so it lies within their range.
+        ratios = [a / b for a, b in zip(result["rounds"]["wrapped_steps"], result["rounds"]["cartpole_wrapped_steps"])]
+        assert min(ratios) <= result["wrapped_steps_ratio"] <= max(ratios)
+        assert done.stdout.count(result["env_id"]) == 2  # the raw table and the wrapped one
+    assert "make_rl_env(id)" in done.stdout
     assert "PASS" in done.stdout or "FAIL" in done.stdout
 
 

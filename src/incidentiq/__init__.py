@@ -32,4 +32,14 @@ for _env_id, (_task_id, _max_steps) in ENV_IDS.items():
             kwargs={"task_id": _task_id},
         )
 
-__all__ = ["ENV_IDS", "IncidentEnv", "Split", "TaskId", "__version__"]
+
+def __getattr__(name: str):
+    # The RL wrappers load on first use: plain env users never import them.
+    if name == "make_rl_env":
+        from incidentiq.wrappers import make_rl_env
+
+        return make_rl_env
+    raise AttributeError(f"module 'incidentiq' has no attribute {name!r}")
+
+
+__all__ = ["ENV_IDS", "IncidentEnv", "Split", "TaskId", "__version__", "make_rl_env"]

@@ -1,0 +1,179 @@
+"""How fast MaskablePPO learns each IncidentIQ task, measured on held-out incidents.
+
+Usage:
+    python benchmarks/bench_training.py                     # every id, 300,000 steps each
+    python benchmarks/bench_training.py --env-ids IncidentIQ/SingleServiceOutage-v0 --timesteps 20000
+    python benchmarks/bench_training.py --help
+
+For each env id the script trains a policy from scratch on the train split
+(``incidentiq.train.train`` with its default ``PPOSettings``) and, every
+``eval_every`` env steps, grades the deterministic policy on test-split
+incidents (seeds 0 .. eval_episodes - 1), whose (fault family, root service)
+pairs training never draws. It reports:
+
+- the env steps and training seconds at which the mean test grade first
+  reached 0.9 (evaluation time is not counted; wall-clock time is reported
+  beside it);
+- the final mean grade on ``final_episodes`` test seeds, per task (an
+  AnyIncident policy is graded on each of the three tasks), next to the
+  random and rule-based agents on the same incidents;
+- PASS/FAIL against the budget: grade >= 0.9 within 300,000 env steps and
+  15 minutes of wall-clock time.
+
+It writes ``bench_training.json`` and ``learning_curves.png`` (one panel per
+id) to ``--out-dir``, and each run's ``metrics.json``, ``learning_curve.png``
+and ``model.zip`` to ``--out-dir/training/<task>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import incidentiq
+from incidentiq.train import TARGET_GRADE, TrainSettings, plot_learning_curve, train
+
+STEP_BUDGET = 300_000
+SECONDS_BUDGET = 15 * 60
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to train and how long."""
+
+    env_ids: tuple[str, ...] = tuple(incidentiq.ENV_IDS)
+    timesteps: int = STEP_BUDGET
+    seed: int = 0
+    eval_every: int = 10_000
+    eval_episodes: int = 100
+    final_episodes: int = 200
+    out_dir: Path = RESULTS
+    progress: bool = False
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    """Read ``Settings`` from the command line."""
+    defaults = Settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env-ids", nargs="+", default=list(defaults.env_ids), metavar="ID",
+                        help="env ids to train (default: all four)")
+    parser.add_argument("--timesteps", type=int, default=defaults.timesteps, help="steps per id (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="default: %(default)s")
+    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes, help="default: %(default)s")
+    parser.add_argument("--final-episodes", type=int, default=defaults.final_episodes, help="default: %(default)s")
+    parser.add_argument("--out-dir", type=Path, default=defaults.out_dir, help="default: benchmarks/results")
+    parser.add_argument("--progress", action="store_true", help="show SB3's progress bar")
+    args = parser.parse_args(argv)
+    unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
+    if unknown:
+        parser.error(f"unknown env ids {unknown}; choose from {list(incidentiq.ENV_IDS)}")
+    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
+                    args.final_episodes, args.out_dir, args.progress)
+
+
+def machine_info() -> dict:
+    """Where the numbers were measured."""
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "gymnasium": gym.__version__,
+        "numpy": np.__version__,
+        "incidentiq": incidentiq.__version__,
+    }
+
+
+def run(settings: Settings) -> dict:
+    """Train every id in turn; return the report (also written to ``bench_training.json``)."""
+    runs, rows = {}, []
+    for env_id in settings.env_ids:
+        name = env_id.removeprefix("IncidentIQ/").removesuffix("-v0")
+        print(f"== {env_id}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        metrics = train(
+            TrainSettings(
+                env_id=env_id,
+                timesteps=settings.timesteps,
+                seed=settings.seed,
+                eval_every=settings.eval_every,
+                eval_episodes=settings.eval_episodes,
+                final_episodes=settings.final_episodes,
+                out=settings.out_dir / "training" / name,
+            ),
+            progress=settings.progress,
+            log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),
+        )
+        wall = time.perf_counter() - started
+        runs[env_id] = metrics
+        final = metrics["final_test_grade"]
+        rows.append(
+            {
+                "env_id": env_id,
+                "timesteps": metrics["timesteps"],
+                "steps_to_target": metrics["steps_to_target"],
+                "train_seconds_to_target": metrics["seconds_to_target"],
+                "train_seconds": metrics["train_seconds"],
+                "wall_seconds": wall,
+                "final_test_grade": final,
+                "reference_test_grade": metrics["reference_test_grade"],
+                "passes": all(g >= TARGET_GRADE for g in final.values())
+                and metrics["timesteps"] <= STEP_BUDGET
+                and wall <= SECONDS_BUDGET,
+            }
+        )
+    report = {
+        "settings": {**asdict(settings), "out_dir": str(settings.out_dir)},
+        "machine": machine_info(),
+        "budget": {"target_grade": TARGET_GRADE, "env_steps": STEP_BUDGET, "wall_seconds": SECONDS_BUDGET},
+        "results": rows,
+    }
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    (settings.out_dir / "bench_training.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_learning_curve(runs, settings.out_dir / "learning_curves.png")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """One line per env id and task graded."""
+    header = f"{'env id':<44}{'graded on':<32}{'grade':>7}{'random':>8}{'rules':>7}{'steps to 0.9':>14}{'wall s':>8}"
+    lines = [header, "-" * len(header)]
+    for row in report["results"]:
+        for graded_on, value in row["final_test_grade"].items():
+            reference = row["reference_test_grade"][graded_on]
+            steps = row["steps_to_target"]
+            lines.append(
+                f"{row['env_id']:<44}{graded_on.removeprefix('IncidentIQ/'):<32}{value:>7.3f}"
+                f"{reference['random']:>8.3f}{reference['heuristic']:>7.3f}"
+                f"{steps if steps is not None else '-':>14}{row['wall_seconds']:>8.0f}"
+            )
+        lines.append(f"{'':<44}{'PASS' if row['passes'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark and print its table."""
+    report = run(parse_settings(argv))
+    print(format_report(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

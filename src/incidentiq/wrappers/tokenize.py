@@ -1,0 +1,227 @@
+"""Token ids and float features from IncidentIQ observations, for trainers that need arrays."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from incidentiq.language.vocabulary import PAD, Vocabulary
+from incidentiq.sim.catalog import MAX_TEAMS
+from incidentiq.sim.generator import MAX_SERVICES
+from incidentiq.sim.tasks import TASKS, TaskId
+from incidentiq.wrappers.commands import MAX_HYPOTHESES
+
+TEXT_LENGTHS = {"description": 48, "feedback": 48, "logs": 96, "events": 32}
+"""Token budget of each text field; longer text keeps its most recent tokens."""
+HYPOTHESIS_LENGTH = 4
+"""Tokens per listed hypothesis (the hard task's candidate causes), one row each."""
+SLOT_LENGTH = 32
+"""Tokens kept per slot: the most recent lines whose first named service is that slot (a line
+that repeats the row's last line is not added again)."""
+PROGRESS_FEATURES = 2 + 3 + len(TaskId) + 3
+"""``progress``: SLA and step fractions, severity one-hot, task one-hot, score, listed services and teams
+(as fractions of the room for them)."""
+METRIC_HIGH = 1e5
+_TASKS = tuple(TaskId)
+_TASK_ONE_HOT = {task.value: [float(task is other) for other in _TASKS] for task in _TASKS}
+_SEVERITY_ONE_HOT = ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])
+
+
+def _right_aligned(pieces: list[np.ndarray], length: int) -> np.ndarray:
+    """The last ``length`` ids of ``pieces`` joined, padded on the left with ``PAD``."""
+    out = np.zeros(length, dtype=np.int64)
+    if pieces:
+        ids = np.concatenate(pieces)[-length:]
+        out[length - len(ids) :] = ids
+    return out
+
+
+def _push(row: np.ndarray, ids: np.ndarray) -> None:
+    """Shift ``row`` left and append ``ids`` (the most recent tokens stay)."""
+    length = len(row)
+    keep = ids[-length:]
+    row[: length - len(keep)] = row[len(keep) :]
+    row[length - len(keep) :] = keep
+
+
+class ObservationTokenizer:
+    """Turns one episode's observations into token ids and float features.
+
+    It remembers the episode's log lines, so that each slot's row holds the
+    most recent evidence about that service even after the lines scroll out of
+    the 8-line log window. Call :meth:`reset` with each first observation and
+    :meth:`observe` with every later one.
+
+    >>> import gymnasium as gym, incidentiq
+    >>> env = gym.make("IncidentIQ/SingleServiceOutage-v0")
+    >>> tokenizer = ObservationTokenizer()
+    >>> tokens = tokenizer.reset(env.reset(seed=0)[0])
+    >>> sorted(tokens)[:4], bool(tokens["description"].any())
+    (['available', 'dependencies', 'description', 'events'], True)
+    """
+
+    def __init__(self, vocabulary: Vocabulary | None = None):
+        self.vocabulary = vocabulary or Vocabulary()
+        high = self.vocabulary.size - 1
+        token_box = {name: spaces.Box(0, high, (length,), np.int64) for name, length in TEXT_LENGTHS.items()}
+        self.observation_space = spaces.Dict(
+            {
+                **token_box,
+                "hypotheses": spaces.Box(0, high, (MAX_HYPOTHESES * HYPOTHESIS_LENGTH,), np.int64),
+                "slots": spaces.Box(0, high, (MAX_SERVICES * SLOT_LENGTH,), np.int64),
+                "metrics": spaces.Box(0.0, METRIC_HIGH, (3 * MAX_SERVICES,), np.float32),
+                "status": spaces.Box(0, 3, (MAX_SERVICES,), np.int8),
+                "investigated": spaces.Box(0, 1, (MAX_SERVICES,), np.int8),
+                "dependencies": spaces.Box(0, 1, (MAX_SERVICES * MAX_SERVICES,), np.int8),
+                "available": spaces.Box(0, 1, (MAX_TEAMS,), np.int8),
+                "progress": spaces.Box(0.0, 1.0, (PROGRESS_FEATURES,), np.float32),
+            }
+        )
+
+    def reset(self, obs: dict) -> dict[str, np.ndarray]:
+        """Start a new episode from its first observation; return its arrays."""
+        vocabulary = self.vocabulary
+        services, teams = obs["affected_services"], obs["team_roster"]["teams"]
+        self._table = table = vocabulary.episode_table(services, teams)
+        self._task = TASKS[TaskId(obs["task_id"])]
+        self._constant = _TASK_ONE_HOT[obs["task_id"]] + [len(services) / MAX_SERVICES, len(teams) / MAX_TEAMS]
+        # Fixed for the episode: shared, read-only, by every step's observation.
+        self._description = _right_aligned([table[vocabulary.encode(obs["incident_description"])]],
+                                           TEXT_LENGTHS["description"])
+        self._hypotheses = np.concatenate(
+            [_right_aligned([table[vocabulary.encode(h)]], HYPOTHESIS_LENGTH) for h in obs["hypotheses"]]
+            + [np.zeros(HYPOTHESIS_LENGTH * (MAX_HYPOTHESES - len(obs["hypotheses"])), dtype=np.int64)]
+        )
+        self._description.flags.writeable = self._hypotheses.flags.writeable = False
+        self._slot_rows = np.zeros((MAX_SERVICES, SLOT_LENGTH), dtype=np.int64)
+        self._events = np.zeros(TEXT_LENGTHS["events"], dtype=np.int64)
+        self._logs = np.zeros(TEXT_LENGTHS["logs"], dtype=np.int64)
+        self._last_line = None
+        self._last_pushed: list[np.ndarray | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events
+        return self.observe(obs)
+
+    def _read_logs(self, logs) -> None:
+        """Tokenize the lines that are new since the last observation into the window and slot rows."""
+        start = 0
+        if self._last_line is not None:
+            for k in range(len(logs) - 1, -1, -1):
+                if logs[k] == self._last_line:
+                    start = k + 1
+                    break
+        if start == len(logs):
+            return
+        slot0, table, encode_log = self.vocabulary.slot0, self._table, self.vocabulary.encode_log
+        rows, last_pushed = self._slot_rows, self._last_pushed
+        for line in logs[start:]:
+            encoded, subject = encode_log(line)
+            ids = table[encoded]
+            _push(self._logs, ids)
+            slot = table[subject] - slot0 if subject >= 0 else -1
+            if not 0 <= slot < MAX_SERVICES:
+                slot = MAX_SERVICES
+            # A repeated line ("alert still firing" each minute) says nothing new and would push the
+            # slot's evidence out of its row.
+            if last_pushed[slot] is encoded:  # encodings are cached: the same text is the same array
+                continue
+            last_pushed[slot] = encoded
+            _push(rows[slot] if slot < MAX_SERVICES else self._events, ids)
+        self._last_line = logs[-1]
+
+    def observe(self, obs: dict) -> dict[str, np.ndarray]:
+        """The arrays of one observation (the next one of the current episode)."""
+        self._read_logs(obs["logs"])
+        metrics, task = obs["metrics"], self._task
+        feedback = np.zeros(TEXT_LENGTHS["feedback"], dtype=np.int64)
+        if obs["feedback"]:
+            _push(feedback, self._table[self.vocabulary.encode(obs["feedback"])])
+        progress = [
+            min(1.0, obs["sla_remaining"] / task.sla_minutes),
+            min(1.0, obs["step_count"] / task.max_steps),
+            *_SEVERITY_ONE_HOT[obs["severity"]],
+            *self._constant[:-2],
+            float(obs["score"][0]),
+            *self._constant[-2:],
+        ]
+        return {
+            "description": self._description,
+            "feedback": feedback,
+            "logs": self._logs.copy(),
+            "events": self._events.copy(),
+            "hypotheses": self._hypotheses,
+            "slots": self._slot_rows.reshape(-1).copy(),
+            # The env's metrics lie in [0, METRIC_HIGH] already (its own observation space says so).
+            "metrics": np.concatenate(
+                (metrics["error_rate_pct"], metrics["latency_p99_ms"], metrics["throughput_rps"])
+            ),
+            "status": metrics["status"],
+            "investigated": obs["investigated"],
+            "dependencies": obs["dependencies"].reshape(-1),
+            "available": obs["team_roster"]["available"],
+            "progress": np.array(progress, dtype=np.float32),
+        }
+
+
+class TokenizeObservation(gym.Wrapper):
+    """IncidentIQ's Dict observation as token ids and float features, for SB3 and other trainers.
+
+    The new observation is a ``Dict`` of 1-D ``Box``es:
+
+    - ``description``, ``feedback``, ``logs``: token ids of the ticket, the
+      last command's feedback and the episode's log lines (all of them, not
+      only the 8-line window), the most recent tokens kept, left-padded with
+      ``PAD`` (0);
+    - ``hypotheses``: one row of ``HYPOTHESIS_LENGTH`` ids per listed
+      hypothesis (hard task), in the listed order, so that the catalog's
+      "resolve concluding hypothesis k" can refer to row k;
+    - ``slots``: ``MAX_SERVICES`` rows of ``SLOT_LENGTH`` ids, flattened; row i
+      holds the episode's most recent lines whose first named service is the
+      i-th listed service (its alerts, investigation findings, catalog entry
+      and the fixes applied to it); a line that repeats the row's last one
+      (an alert firing minute after minute) is not added again, so it cannot
+      push the evidence out;
+    - ``events``: the episode's most recent lines that name no listed service
+      (pages, acknowledgements, escalations), kept after they leave the log window;
+    - ``metrics``: error rate, p99 latency and throughput of each slot (three
+      rows of ``MAX_SERVICES``, flattened), as the env reports them;
+    - ``status``, ``investigated``, ``dependencies`` (flattened),
+      ``available``: the env's own integer arrays, passed through;
+    - ``progress``: floats in [0, 1]: SLA and step fractions, severity and
+      task one-hots, the score so far, and how many services and teams are listed.
+
+    Scaling is left to the policy (``incidentiq.train`` takes logarithms of
+    latency and throughput), which keeps this wrapper cheap per step. Arrays
+    fixed for the episode (``description``, ``hypotheses``) are shared between
+    its steps and read-only.
+
+    Every id lies in ``[0, vocabulary.size)``: services are slot tokens, teams
+    roster tokens and numbers magnitude buckets (see
+    :mod:`incidentiq.language.vocabulary`). Actions pass through unchanged.
+    """
+
+    def __init__(self, env: gym.Env, vocabulary: Vocabulary | None = None):
+        super().__init__(env)
+        self.tokenizer = ObservationTokenizer(vocabulary)
+        self.observation_space = self.tokenizer.observation_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Reset the env and the tokenizer's memory of the episode."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self.tokenizer.reset(obs), info
+
+    def step(self, action):
+        """Step the env and tokenize the observation."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.tokenizer.observe(obs), reward, terminated, truncated, info
+
+
+__all__ = [
+    "METRIC_HIGH",
+    "PROGRESS_FEATURES",
+    "HYPOTHESIS_LENGTH",
+    "PAD",
+    "SLOT_LENGTH",
+    "TEXT_LENGTHS",
+    "ObservationTokenizer",
+    "TokenizeObservation",
+]

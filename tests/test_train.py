@@ -1,0 +1,147 @@
+"""Training smoke tests with tiny budgets: MaskablePPO runs, saves, reloads and plays through every entry point."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+pytest.importorskip("sb3_contrib")
+pytest.importorskip("torch")
+
+from sb3_contrib import MaskablePPO  # noqa: E402
+from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+from stable_baselines3.common.vec_env import SubprocVecEnv  # noqa: E402
+
+import incidentiq  # noqa: E402
+from incidentiq.agents import run_episode  # noqa: E402
+from incidentiq.cli import main  # noqa: E402
+from incidentiq.train import CatalogPolicy, PPOAgent, PPOSettings, TrainSettings, make_training_env, train  # noqa: E402
+from incidentiq.wrappers import CATALOG, wrap_for_rl  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = PPOSettings(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
+
+
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("env_id", list(incidentiq.ENV_IDS))
+def test_policy_forward_gives_one_logit_per_catalog_command(env_id):
+    env = make_training_env(env_id, n_envs=2, seed=0)
+    model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs())
+    obs = env.reset()
+    masks = np.stack(env.env_method("action_masks"))
+    actions, _ = model.predict(obs, action_masks=masks, deterministic=False)
+    assert actions.shape == (2,)
+    assert all(masks[i, a] for i, a in enumerate(actions)), "a masked command was chosen"
+    distribution = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0])
+    assert distribution.distribution.logits.shape == (2, len(CATALOG))
+    env.close()
+
+
+def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():
+    env = make_vec_env(
+        "incidentiq:IncidentIQ/CascadingFailure-v0",
+        n_envs=2,
+        seed=0,
+        wrapper_class=wrap_for_rl,
+        env_kwargs={"render_mode": None},
+        vec_env_cls=SubprocVecEnv,
+    )
+    model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs())
+    model.learn(128)
+    assert model.num_timesteps >= 128
+    env.close()
+
+
+def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path):
+    settings = TrainSettings(
+        env_id="IncidentIQ/SingleServiceOutage-v0",
+        timesteps=256,
+        n_envs=2,
+        eval_every=128,
+        eval_episodes=3,
+        final_episodes=3,
+        out=tmp_path / "run",
+        ppo=TINY,
+    )
+    metrics = train(settings, progress=False)
+    for name in ("model.zip", "metrics.json", "learning_curve.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["timesteps"] == metrics["timesteps"] >= 256
+    assert [p["steps"] for p in saved["curve"]] == sorted(p["steps"] for p in saved["curve"])
+    assert 0.0 <= saved["final_test_grade"]["IncidentIQ/SingleServiceOutage-v0"] <= 1.0
+    assert set(saved["reference_test_grade"]["IncidentIQ/SingleServiceOutage-v0"]) == {"random", "heuristic"}
+
+    agent = PPOAgent.load(tmp_path / "run" / "model.zip")
+    env = gym.make("IncidentIQ/SingleServiceOutage-v0", split="test")
+    first = run_episode(env, agent, seed=4)
+    again = run_episode(env, agent, seed=4)
+    assert first == again, "a deterministic policy replays the same episode"
+    assert 0.0 <= first["grade"] <= 1.0 and first["steps"] >= 1
+
+
+def test_any_incident_run_is_graded_on_each_task(tmp_path):
+    metrics = train(
+        TrainSettings(env_id="IncidentIQ/AnyIncident-v0", timesteps=64, n_envs=2, eval_every=64, eval_episodes=2,
+                      final_episodes=2, out=tmp_path, ppo=TINY),
+        progress=False,
+    )
+    assert set(metrics["final_test_grade"]) == {i for i, (task, _) in incidentiq.ENV_IDS.items() if task}
+
+
+def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
+    out = tmp_path / "cli-run"
+    code = main(["train", "--task", "single_service_outage", "--timesteps", "64", "--n-envs", "2", "--eval-every",
+                 "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--quiet"])
+    assert code == 0
+    assert (out / "model.zip").is_file()
+    assert "mean test grade" in capsys.readouterr().out
+    code = main(["evaluate", "--agent", f"ppo:{out / 'model.zip'}", "--task", "single_service_outage",
+                 "--episodes", "2", "--quiet"])
+    assert code == 0
+    assert "ppo:cli-run" in capsys.readouterr().out
+
+
+def test_cli_reports_a_missing_model_as_a_usage_error(tmp_path, capsys):
+    assert main(["evaluate", "--agent", f"ppo:{tmp_path / 'nothing.zip'}", "--episodes", "1"]) == 2
+    assert "no trained model" in capsys.readouterr().err
+    assert main(["evaluate", "--agent", "ppo", "--episodes", "1"]) == 2
+
+
+def test_train_rejects_unknown_ids_and_empty_budgets(tmp_path):
+    with pytest.raises(ValueError, match="unknown env id"):
+        train(TrainSettings(env_id="IncidentIQ/Nope-v0", out=tmp_path))
+    with pytest.raises(ValueError, match="timesteps"):
+        train(TrainSettings(timesteps=0, out=tmp_path))
+
+
+def test_example_scripts_run_with_tiny_budgets(capsys):
+    random_agent = _load_script(ROOT / "examples" / "random_agent.py")
+    mean = random_agent.main(["--episodes", "3"])
+    assert 0.0 <= mean <= 0.2
+    train_ppo = _load_script(ROOT / "examples" / "train_ppo.py")
+    grade = train_ppo.main(["--timesteps", "64", "--n-envs", "2", "--eval-episodes", "2"])
+    assert 0.0 <= grade <= 1.0
+    assert "held-out incidents" in capsys.readouterr().out
+
+
+def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
+    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    report = bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
+                         "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path)])
+    (row,) = report["results"]
+    assert row["timesteps"] >= 64 and row["passes"] is False
+    assert (tmp_path / "bench_training.json").is_file() and (tmp_path / "learning_curves.png").is_file()

@@ -181,3 +181,12 @@ def test_templates_only_use_drawn_artifacts():
     for template in templates:
         line = template.format_map(fields)
         assert "{" not in line and line.isascii()
+
+
+@pytest.mark.parametrize("task", list(TaskId))
+def test_every_test_split_family_is_also_trained_on(task):
+    """The held-out pairs put known evidence at a new root: their families all occur in the train split."""
+    trained = {family for family, _ in COMBOS[task, Split.TRAIN]}
+    held_out = {family for family, _ in COMBOS[task, Split.TEST]}
+    assert held_out and held_out <= trained
+    assert not set(COMBOS[task, Split.TEST]) & set(COMBOS[task, Split.TRAIN])

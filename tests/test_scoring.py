@@ -103,13 +103,14 @@ def test_reward_magnitudes_follow_the_spec():
 
 
 def test_evidence_is_rewarded_once_and_unseen_fixes_earn_less():
-    """Looking again (another aspect) earns nothing; a full fix before the root's evidence earns +0.20."""
+    """Looking again (another aspect), or after the root's cause is known, earns nothing; a full fix
+    before the root's evidence earns +0.20."""
     env = gym.make(MEDIUM_ID)
     for seed in range(40):
         env.reset(seed=seed)
         incident = env.unwrapped.incident
         callers = [incident.services[i] for i, _ in incident.path]
-        if callers:
+        if len(callers) >= 2:
             break
     mitigation = env.unwrapped.walkthrough()[-2].splitlines()[0]
     steps = [
@@ -117,6 +118,7 @@ def test_evidence_is_rewarded_once_and_unseen_fixes_earn_less():
         (f"investigate {callers[0]} memory", lambda v: v == 0.0),  # the same service again: nothing new
         (mitigation, lambda v: math.isclose(v, 0.20)),  # the right fix, but the root's evidence unseen
         (f"investigate {incident.root}", lambda v: math.isclose(v, 0.23)),
+        *[(f"investigate {caller}", lambda v: v == 0.0) for caller in callers[1:2]],  # the cause is known by now
     ]
     for command, check in steps:
         _, _, _, _, info = env.step(command)

@@ -54,8 +54,8 @@ def reward_components(record: StepRecord, sla_minutes: int, concluded_correctly:
     fixed = _PART.get(outcome)
     if fixed is not None:
         parts[fixed[0]] = fixed[1]
-    elif record.repeat and outcome in _INVESTIGATE_USEFUL:
-        pass  # looking again at a service already seen earns nothing: evidence is rewarded once
+    elif (record.repeat or record.known) and outcome in _INVESTIGATE_USEFUL:
+        pass  # evidence is rewarded once, and none is worth anything once the root's cause is known
     elif outcome is Outcome.INVESTIGATE_ROOT:
         parts["investigate"] = 0.23 if record.revealed else 0.15
     elif outcome is Outcome.INVESTIGATE_PATH:
@@ -64,7 +64,7 @@ def reward_components(record: StepRecord, sla_minutes: int, concluded_correctly:
         parts["investigate"] = 0.05
     elif outcome is Outcome.FIX_FULL:
         # A fix made before the root's evidence was seen is a lucky guess: it earns what a partial fix does.
-        parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat) if record.revealed else 0.20
+        parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat) if record.known else 0.20
     elif outcome is Outcome.FIX_PARTIAL:
         parts["mitigate"] = 0.20 if record.repeat == 0 else 0.05
     if outcome is Outcome.RESOLVE_OK and concluded_correctly:

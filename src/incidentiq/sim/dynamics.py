@@ -63,8 +63,8 @@ class Outcome(str, enum.Enum):
 class StepRecord(NamedTuple):
     """One entry of a trajectory: the grader's whole input besides the incident.
 
-    ``revealed`` marks an investigation that showed the root cause's evidence
-    (for a fix: that evidence had been seen before it);
+    ``revealed`` marks an investigation that showed the root cause's evidence;
+    ``known`` says that evidence had been seen before the command;
     ``repeat`` counts earlier investigations of the same service (0 for the
     first look that reveals the root's cause; for a fix, earlier fix attempts); ``hops`` is
     the distance from the root of an investigated service on the causal path.
@@ -77,6 +77,7 @@ class StepRecord(NamedTuple):
     revealed: bool = False
     repeat: int = 0
     hops: int = 0
+    known: bool = False
 
 
 _NOISE = 1.0 + 0.06 * (np.random.default_rng(2026).random((NOISE_ROWS, MAX_SERVICES), dtype=np.float32) - 0.5)
@@ -279,13 +280,14 @@ class World:
                 feedback = f"Already done: '{canonical}'. Repeating a command changes nothing."
                 return StepRecord(command, Outcome.REPEATED, self.minute, reasoning), feedback
             self.seen.add(canonical)
+        known = self.root_revealed
         outcome, feedback, lines, extra = getattr(self, _HANDLERS[command.verb])(command)
         if outcome in _FIX_ATTEMPTS:
-            extra = {"repeat": self.fix_attempts, "revealed": self.root_revealed}
+            extra = {"repeat": self.fix_attempts}
             self.fix_attempts += 1
         self._emit(lines)
         self.advance(command.minutes)
-        return StepRecord(command, outcome, self.minute, reasoning, **extra), feedback
+        return StepRecord(command, outcome, self.minute, reasoning, known=known, **extra), feedback
 
     def _investigate(self, command: Command):
         name = command.service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 
 import gymnasium as gym
@@ -125,6 +126,24 @@ def test_evidence_is_rewarded_once_and_unseen_fixes_earn_less():
         parts = info["reward_components"]
         value = parts["investigate"] + parts["mitigate"]
         assert check(value), (command, parts)
+    env.close()
+
+
+def test_a_second_caller_as_far_from_the_root_earns_nothing():
+    env = gym.make(MEDIUM_ID)
+    for seed in range(200):
+        env.reset(seed=seed)
+        incident = env.unwrapped.incident
+        by_hops = collections.defaultdict(list)
+        for i, _ in incident.path:
+            by_hops[incident.hops[i]].append(incident.services[i])
+        siblings = next((names for names in by_hops.values() if len(names) >= 2), None)
+        if siblings:
+            break
+    assert siblings, "no medium incident with two callers at the same distance"
+    first = env.step(f"investigate {siblings[0]}")[4]["reward_components"]["investigate"]
+    second = env.step(f"investigate {siblings[1]}")[4]["reward_components"]["investigate"]
+    assert first >= 0.15 and second == 0.0
     env.close()
 
 

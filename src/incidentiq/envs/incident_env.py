@@ -109,18 +109,19 @@ class IncidentEnv(gym.Env[dict, str]):
 
     Dense, with named parts in ``info["reward_components"]`` that sum to the
     reward: investigating the root +0.23 (+0.15 if the question asked does
-    not reveal the cause), a service on the causal path +0.15 to +0.19, a
-    hard-task hypothesis site +0.05, each for the first look at that service
-    only (a later look earns nothing, unless it is the first to reveal the
-    root's cause) and only until the root's cause is revealed; off-path or
-    unknown services -0.05. Correct team +0.10 (+0.05 if it is busy and does
-    not acknowledge; wrong -0.05), needed escalation +0.05 (unneeded -0.05),
-    full fix on the root +0.52 (less 0.10 per earlier fix attempt, at least
-    +0.20; only +0.20 before the root's evidence was seen), partial fix
-    +0.20, wrong or misplaced fix -0.10, fix before any investigation -0.25,
-    premature resolve -0.40, resolve +0.30 (+0.10 more in the hard task when
-    the reasoning concludes the true hypothesis), repeated or invalid
-    command -0.20, and past 60% of the SLA window up to -0.10 a step.
+    not reveal the cause), a service on the causal path +0.15 to +0.19 (the
+    first at each distance from the root), a hard-task hypothesis site
+    +0.05, each for the first look at that service only (a later look earns
+    nothing, unless it is the first to reveal the root's cause) and only
+    until the root's cause is revealed; off-path or unknown services -0.05.
+    Correct team +0.10 (+0.05 if it is busy and does not acknowledge; wrong
+    -0.05), needed escalation +0.05 (unneeded -0.05), full fix on the root
+    +0.52 (less 0.10 per earlier fix attempt, at least +0.20; only +0.20
+    before the root's evidence was seen), partial fix +0.20, wrong or
+    misplaced fix -0.10, fix before any investigation -0.25, premature
+    resolve -0.40, resolve +0.30 (+0.10 more in the hard task when the
+    reasoning concludes the true hypothesis), repeated or invalid command
+    -0.20, and past 60% of the SLA window up to -0.10 a step.
 
     The episode's grade (``info["grade"]``, and ``obs["score"]`` so far) is
     separate: a pure function of the incident and the trajectory with weighted
@@ -166,7 +167,8 @@ class IncidentEnv(gym.Env[dict, str]):
       escalation reward (+/-0.05), the SLA decay (up to -0.10 a step), the
       hard-task site reward (+0.05), the rule that a service's evidence is
       rewarded once and only until the root's cause is known (repeat and
-      late looks earn nothing, so they cannot be farmed), the
+      late looks, and a second caller as far from the root, earn nothing, so
+      they cannot be farmed), the
       smaller reward for a fix made before the root's evidence was seen (as
       the grader halves such fixes), the hard task's +0.10 for resolving with
       the true hypothesis concluded (the grader weighs reasoning too) and the

@@ -66,7 +66,9 @@ class StepRecord(NamedTuple):
     ``revealed`` marks an investigation that showed the root cause's evidence;
     ``known`` says that evidence had been seen before the command;
     ``repeat`` counts earlier investigations of the same service (0 for the
-    first look that reveals the root's cause; for a fix, earlier fix attempts); ``hops`` is
+    first look that reveals the root's cause, at least 1 for a service on the
+    causal path as far from the root as one looked at before; for a fix,
+    earlier fix attempts); ``hops`` is
     the distance from the root of an investigated service on the causal path.
     """
 
@@ -151,6 +153,7 @@ class World:
         self.investigations = [0] * n
         self.any_investigation = False
         self.root_revealed = False
+        self.path_hops_seen: set[int] = set()
         self.escalated = False
         self.severity = incident.severity
         self.failed_resolves = 0
@@ -311,6 +314,12 @@ class World:
             self.root_revealed = first_reveal = True
         if first_reveal:
             repeat = 0
+        elif role is Role.PATH:
+            # A second caller as far from the root shows the same symptom: nothing new, as a repeat.
+            hops = self.hops[i]
+            if hops in self.path_hops_seen:
+                repeat = max(repeat, 1)
+            self.path_hops_seen.add(hops)
         lines = [*findings, _CATALOG_LINES[name]]
         feedback = f"Investigated {name}: {' | '.join(findings)} | owner {SERVICES[name].team.value}"
         outcome = _INVESTIGATION_OUTCOMES[role]

@@ -75,7 +75,7 @@ SERVICES: dict[str, Service] = {
              ("stripe-api", "db-primary", "fraud-service", "queue-worker", "config-service"),
              tls=True, latency=180.0, rps=210.0),
         _svc("fraud-service", Team.PAYMENTS_ONCALL, Kind.APP,
-             ("db-replica", "cache-cluster"), latency=45.0, rps=210.0),
+             ("db-replica", "cache-cluster", "stripe-api"), latency=45.0, rps=210.0),
         _svc("order-service", Team.BACKEND, Kind.APP,
              ("db-primary", "inventory-service", "queue-worker", "payment-service"),
              latency=60.0, rps=450.0),

@@ -147,6 +147,27 @@ def test_a_second_caller_as_far_from_the_root_earns_nothing():
     env.close()
 
 
+def test_relief_then_the_fix_never_earns_more_than_the_fix_alone():
+    env = gym.make(EASY_ID)
+    for seed in range(200):
+        env.reset(seed=seed)
+        family = env.unwrapped.incident.family
+        if family.partial_fixes:
+            break
+    root = env.unwrapped.incident.root
+    plans = {
+        "relief first": [f"investigate {root}", f"mitigate: {family.partial_fixes[0].value} {root}",
+                         f"mitigate: {family.full_fixes[0].value} {root}"],
+        "fix alone": [f"investigate {root}", f"mitigate: {family.full_fixes[0].value} {root}"],
+    }
+    earned = {}
+    for name, plan in plans.items():
+        env.reset(seed=seed)
+        earned[name] = sum(env.step(command)[4]["reward_components"]["mitigate"] for command in plan)
+    assert earned["relief first"] < earned["fix alone"] == pytest.approx(0.52)
+    env.close()
+
+
 def test_resolving_with_the_true_hypothesis_earns_the_conclusion_bonus():
     env = gym.make(HARD_ID)
     resolve_parts = {}

@@ -116,8 +116,9 @@ class IncidentEnv(gym.Env[dict, str]):
     until the root's cause is revealed; off-path or unknown services -0.05.
     Correct team +0.10 (+0.05 if it is busy and does not acknowledge; wrong
     -0.05), needed escalation +0.05 (unneeded -0.05), full fix on the root
-    +0.52 (less 0.10 per earlier fix attempt, at least +0.20; only +0.20
-    before the root's evidence was seen), partial fix +0.20, wrong or
+    +0.52 (less 0.25 per earlier fix attempt, at least +0.20; only +0.20
+    before the root's evidence was seen), partial fix +0.20 (+0.05 if it is
+    not the first fix attempt or comes before the root's evidence), wrong or
     misplaced fix -0.10, fix before any investigation -0.25, premature
     resolve -0.40, resolve +0.30 (+0.10 more in the hard task when the
     reasoning concludes the true hypothesis), repeated or invalid command
@@ -170,7 +171,8 @@ class IncidentEnv(gym.Env[dict, str]):
       late looks, and a second caller as far from the root, earn nothing, so
       they cannot be farmed), the
       smaller reward for a fix made before the root's evidence was seen (as
-      the grader halves such fixes), the hard task's +0.10 for resolving with
+      the grader halves such fixes), the 0.25 (not 0.10) less per earlier fix
+      attempt (so relief followed by the fix never beats the fix alone), the hard task's +0.10 for resolving with
       the true hypothesis concluded (the grader weighs reasoning too) and the
       grader weights are this release's own, chosen so that the walkthrough and a rule-based agent grade near 1
       while random and blind strategies stay under 0.1 and 0.2.

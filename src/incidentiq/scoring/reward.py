@@ -64,9 +64,10 @@ def reward_components(record: StepRecord, sla_minutes: int, concluded_correctly:
         parts["investigate"] = 0.05
     elif outcome is Outcome.FIX_FULL:
         # A fix made before the root's evidence was seen is a lucky guess: it earns what a partial fix does.
-        parts["mitigate"] = max(0.20, 0.52 - 0.10 * record.repeat) if record.known else 0.20
+        parts["mitigate"] = max(0.20, 0.52 - 0.25 * record.repeat) if record.known else 0.20
     elif outcome is Outcome.FIX_PARTIAL:
-        parts["mitigate"] = 0.20 if record.repeat == 0 else 0.05
+        # Relief is worth +0.20 once the cause is known; relief then the fix must not beat the fix alone.
+        parts["mitigate"] = 0.20 if record.repeat == 0 and record.known else 0.05
     if outcome is Outcome.RESOLVE_OK and concluded_correctly:
         parts["resolve"] += CONCLUSION_BONUS
     used = record.minute / sla_minutes

@@ -22,7 +22,8 @@ pairs training never draws. It reports:
 
 It writes ``bench_training.json`` and ``learning_curves.png`` (one panel per
 id) to ``--out-dir``, and each run's ``metrics.json``, ``learning_curve.png``
-and ``model.zip`` to ``--out-dir/training/<task>/``.
+and ``model.zip`` to ``--out-dir/training/<task>/``. Training only some ids
+keeps the other ids' rows of an earlier report in the same directory.
 """
 
 from __future__ import annotations
@@ -139,6 +140,18 @@ def run(settings: Settings) -> dict:
                 and wall <= SECONDS_BUDGET,
             }
         )
+    # Rows of ids not trained this time are kept from an earlier report in the same directory.
+    earlier = settings.out_dir / "bench_training.json"
+    if earlier.is_file():
+        kept = [row for row in json.loads(earlier.read_text())["results"] if row["env_id"] not in runs]
+        for row in kept:
+            name = row["env_id"].removeprefix("IncidentIQ/").removesuffix("-v0")
+            metrics_file = settings.out_dir / "training" / name / "metrics.json"
+            if metrics_file.is_file():
+                runs[row["env_id"]] = json.loads(metrics_file.read_text())
+        order = list(incidentiq.ENV_IDS)
+        rows = sorted(rows + kept, key=lambda row: order.index(row["env_id"]))
+        runs = {env_id: runs[env_id] for env_id in order if env_id in runs}
     report = {
         "settings": {**asdict(settings), "out_dir": str(settings.out_dir)},
         "machine": machine_info(),

@@ -445,7 +445,9 @@ class TrainSettings:
 def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """Train MaskablePPO, write ``model.zip``, ``metrics.json`` and ``learning_curve.png`` under ``settings.out``.
 
-    The curve evaluates on test-split seeds ``0 .. eval_episodes - 1`` (incidents
+    The budget is rounded down to whole rollouts (``n_steps * n_envs``), so
+    training never takes more than ``timesteps`` env steps (but at least one
+    rollout). The curve evaluates on test-split seeds ``0 .. eval_episodes - 1`` (incidents
     whose (family, root) pairs training never sees); the final grade uses
     ``final_episodes`` seeds, per task for AnyIncident. Returns the metrics.
     """
@@ -467,8 +469,11 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
         on_point=lambda p: say(f"steps={p.steps} train_seconds={p.seconds:.0f} test_grade={p.grade:.3f}"),
         stop_at=settings.stop_at,
     )
+    # SB3 finishes the rollout it is in: round the budget down to whole rollouts so it is never exceeded.
+    rollout = ppo.n_steps * ppo.n_envs
+    budget = max(rollout, settings.timesteps // rollout * rollout)
     started = time.perf_counter()
-    model.learn(settings.timesteps, callback=curve, progress_bar=progress)
+    model.learn(budget, callback=curve, progress_bar=progress)
     wall = time.perf_counter() - started
     env.close()
     if curve.points[-1].steps != model.num_timesteps:

@@ -74,6 +74,8 @@ class IncidentIQClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
+        # A name for this client's server session, nothing more: incidents come from the reset seed alone,
+        # so a random name leaves every trajectory reproducible. Pass session_id to choose it.
         self.session_id = session_id if session_id is not None else uuid.uuid4().hex
         self.admin_token = admin_token
         self.timeout = timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -65,7 +66,10 @@ def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():
     env.close()
 
 
-def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path):
+def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3's default logger would make a folder
     settings = TrainSettings(
         env_id="IncidentIQ/SingleServiceOutage-v0",
         timesteps=256,
@@ -77,6 +81,7 @@ def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(
         ppo=TINY,
     )
     metrics = train(settings, progress=False)
+    assert not list(scratch.glob("SB3-*")), "no SB3 log folder is left behind"
     for name in ("model.zip", "metrics.json", "learning_curve.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -35,6 +35,7 @@ try:
     from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
     from torch import nn
@@ -461,6 +462,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     ppo = dataclasses.replace(settings.ppo, n_envs=settings.n_envs)
     env = make_training_env(settings.env_id, ppo.n_envs, settings.seed, settings.subprocess)
     model = MaskablePPO(CatalogPolicy, env, seed=settings.seed, device="cpu", verbose=0, **ppo.model_kwargs())
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty folder in /tmp per run
     say = log or (lambda text: None)
     curve = GradeCurve(
         settings.env_id,

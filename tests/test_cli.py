@@ -110,6 +110,28 @@ def test_evaluate_heuristic_one_task_in_process(tmp_path, capsys):
     assert 0.0 <= result["success_rate"] <= 1.0
 
 
+def test_evaluate_by_cause_matches_the_incidents_played(tmp_path, capsys):
+    path = tmp_path / "causes.json"
+    args = ["evaluate", "--agent", "random", "--task", "ambiguous_payment_degradation", "--episodes", "12"]
+    assert main(args + ["--by-cause", "--json", str(path), "--quiet"]) == 0
+    (result,) = json.loads(path.read_text())["results"]
+    env = gym.make("IncidentIQ/AmbiguousPaymentDegradation-v0", split="test")
+    played = {}
+    for seed in range(12):
+        env.reset(seed=seed)
+        cause = f"{env.unwrapped.incident.family.name}@{env.unwrapped.incident.root}"
+        played[cause] = played.get(cause, 0) + 1
+    assert result["episodes_by_cause"] == played and len(played) > 1
+    counts = result["episodes_by_cause"]
+    weighted = sum(result["grade_by_cause"][c] * n for c, n in counts.items()) / 12
+    assert weighted == pytest.approx(result["mean_grade"])
+    out = capsys.readouterr().out
+    for cause, n in played.items():
+        assert re.search(rf"{re.escape(cause)}\s+{n}\s", out), out
+    assert main(args + ["--quiet"]) == 0
+    assert "@" not in capsys.readouterr().out, "the breakdown is printed only when asked for"
+
+
 def test_evaluate_accepts_env_ids_and_any(tmp_path):
     path = tmp_path / "any.json"
     code = main(

@@ -3,7 +3,7 @@
 ```
 incidentiq play [--task T] [--seed S] [--split train|test|all]
 incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed S] [--json PATH] [--quiet]
-                    [--log-steps | --no-log-steps]
+                    [--by-cause] [--log-steps | --no-log-steps]
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
 incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--quiet]
 ```
@@ -34,7 +34,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -398,6 +398,10 @@ class EvalResult:
     success_rate: float
     mean_steps: float
     mean_return: float
+    grade_by_cause: dict[str, float] = field(default_factory=dict)
+    """Mean grade per cause, ``"family@root service"``, read from the ground truth once each episode ends."""
+    episodes_by_cause: dict[str, int] = field(default_factory=dict)
+    """How many of the episodes each cause had."""
 
 
 def evaluate_agent(
@@ -422,10 +426,13 @@ def evaluate_agent(
         env = EpisodeLog(env, agent.model or agent.name, log)
     try:
         player = agent.build(env, seed)
-        episodes_played = []
+        episodes_played, by_cause = [], {}
         with Progress(episodes, f"{agent.name} on {task.task_id}", enabled=progress) as bar:
             for k in range(episodes):
-                episodes_played.append(run_episode(env, player, seed=seed + k))
+                episode = run_episode(env, player, seed=seed + k)
+                episodes_played.append(episode)
+                incident = env.unwrapped.incident  # the episode is over: its truth may be reported
+                by_cause.setdefault(f"{incident.family.name}@{incident.root}", []).append(float(episode["grade"]))
                 bar.update()
     finally:
         env.close()
@@ -443,7 +450,19 @@ def evaluate_agent(
         success_rate=sum(bool(e["success"]) for e in episodes_played) / episodes,
         mean_steps=sum(int(e["steps"]) for e in episodes_played) / episodes,
         mean_return=sum(float(e["return"]) for e in episodes_played) / episodes,
+        grade_by_cause={cause: sum(g) / len(g) for cause, g in sorted(by_cause.items())},
+        episodes_by_cause={cause: len(g) for cause, g in sorted(by_cause.items())},
     )
+
+
+def format_causes(results: Sequence[EvalResult]) -> str:
+    """A plain-text table of the mean grade per cause (fault family and root service), per task."""
+    header = f"{'task':<32}{'cause':<48}{'episodes':>9}{'mean grade':>12}"
+    rows = [header, "-" * len(header)]
+    for r in results:
+        for cause, grade in r.grade_by_cause.items():
+            rows.append(f"{r.task_id:<32}{cause:<48}{r.episodes_by_cause[cause]:>9}{grade:>12.3f}")
+    return "\n".join(rows)
 
 
 def format_results(results: Sequence[EvalResult]) -> str:
@@ -514,6 +533,9 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     if log is not None:
         print(format_log_summary(results), file=log)
     print(format_results(results))
+    if args.by_cause:
+        print()
+        print(format_causes(results))
     if json_path is not None:
         payload = {"results": [asdict(r) for r in results]}
         try:
@@ -769,6 +791,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--seed", type=seed_type, default=0, metavar="S", help="first seed (default: 0)")
     evaluate_parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     evaluate_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate_parser.add_argument(
+        "--by-cause", action="store_true",
+        help="also print the mean grade per cause (fault family and root service), from the ground truth "
+        "of each finished episode; --json always holds it",
+    )
     evaluate_parser.add_argument(
         "--log-steps",
         action=argparse.BooleanOptionalAction,

@@ -29,6 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = PPOSettings(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
 
 
+@pytest.fixture(autouse=True)
+def _scratch_temp_dir(tmp_path, monkeypatch):
+    """SB3's default logger makes a folder in the temp dir on every learn(); keep those out of /tmp."""
+    scratch = tmp_path / "temp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+
 def _load_script(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -66,10 +74,8 @@ def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():
     env.close()
 
 
-def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path, monkeypatch):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3's default logger would make a folder
+def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path):
+    scratch = Path(tempfile.gettempdir())  # the fixture's: where SB3's default logger would make a folder
     settings = TrainSettings(
         env_id="IncidentIQ/SingleServiceOutage-v0",
         timesteps=256,

@@ -169,10 +169,10 @@ class IncidentEnv(gym.Env[dict, str]):
       hard-task site reward (+0.05), the rule that a service's evidence is
       rewarded once and only until the root's cause is known (repeat and
       late looks, and a second caller as far from the root, earn nothing, so
-      they cannot be farmed), the
-      smaller reward for a fix made before the root's evidence was seen (as
-      the grader halves such fixes), the 0.25 (not 0.10) less per earlier fix
-      attempt (so relief followed by the fix never beats the fix alone), the hard task's +0.10 for resolving with
+      they cannot be farmed), the smaller reward for a fix made before the
+      root's evidence was seen (as the grader halves such fixes), the 0.25
+      (not 0.10) less per earlier fix attempt (so relief followed by the fix
+      never beats the fix alone), the hard task's +0.10 for resolving with
       the true hypothesis concluded (the grader weighs reasoning too) and the
       grader weights are this release's own, chosen so that the walkthrough and a rule-based agent grade near 1
       while random and blind strategies stay under 0.1 and 0.2.

@@ -213,11 +213,13 @@ HARD_COMBOS: tuple[tuple[str, str], ...] = (
 )
 """The causes of the hard task's payment degradation.
 
-Every family here has a root in the train split, and each family of the
-test split (the pairs in ``TEST_COMBOS``) has train roots both in
-payment-service and in one of its dependencies, so the held-out incidents
-ask for known evidence at a new root, and "fix payment-service" is not a
-rule that fits the train split.
+Every family here has a root in the train split, so the held-out incidents
+(the pairs in ``TEST_COMBOS``) ask for known evidence at a new root. Leaks
+and rate limits have train roots both in payment-service and in one of its
+dependencies, so "fix payment-service" is not a rule that fits the train
+split. Pool exhaustion's only train root is queue-worker: its held-out root,
+payment-service, is the one service whose train faults never call for a
+restart or a bigger pool.
 """
 
 @dataclass(frozen=True)

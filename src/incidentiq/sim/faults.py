@@ -219,7 +219,7 @@ and rate limits have train roots both in payment-service and in one of its
 dependencies, so "fix payment-service" is not a rule that fits the train
 split. Pool exhaustion's only train root is queue-worker: its held-out root,
 payment-service, is the one service whose train faults never call for a
-restart or a bigger pool.
+restart or a bigger pool, and whose database never shows a root in train.
 """
 
 @dataclass(frozen=True)

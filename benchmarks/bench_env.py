@@ -30,6 +30,10 @@ script repeats interleaved rounds and reports medians. Fairness rules:
   it depends on episode length, which random play keeps short here (about 8
   steps against CartPole's 22).
 - Resets are timed as ``reset(seed=i)`` for i = 0, 1, ... for both.
+- To show where the wrapped env's time goes, the same catalog actions also
+  step ``DiscreteCommands(gym.make(id))`` (text commands rendered from the
+  catalog, plain observations, no tokenizer): ``catalog_steps_per_s`` and
+  ``catalog_steps_ratio``, reported without a target.
 - In each round every IncidentIQ id, raw and wrapped, is timed right next to
   a CartPole run of its own (alternating which goes first); a ratio is the
   median over rounds of IncidentIQ's rate over the CartPole rate measured
@@ -61,7 +65,7 @@ import numpy as np
 
 import incidentiq
 from incidentiq.sim.commands import Aspect, Fix, Verb
-from incidentiq.wrappers import CATALOG, CatalogCommand
+from incidentiq.wrappers import CATALOG, CatalogCommand, DiscreteCommands
 
 CARTPOLE_ID = "CartPole-v1"
 STEPS_TARGET = 0.25
@@ -296,7 +300,7 @@ def run(settings: Settings) -> dict:
     cartpole = gym.make(CARTPOLE_ID)
     actions = cartpole_actions(settings.steps, rng)
     _warm_up(cartpole, actions[0])
-    envs, streams, wrapped_envs, wrapped_actions = {}, {}, {}, {}
+    envs, streams, wrapped_envs, wrapped_actions, catalog_envs = {}, {}, {}, {}, {}
     escalate = CATALOG.index(CatalogCommand(Verb.ESCALATE))
     for env_id in settings.env_ids:
         env = gym.make(env_id)
@@ -309,6 +313,8 @@ def run(settings: Settings) -> dict:
         wrapped_actions[env_id] = wrapped_streams(wrapped, max(1, settings.steps // 4), settings)
         _warm_up(wrapped, escalate)
         wrapped_envs[env_id] = wrapped
+        catalog_envs[env_id] = DiscreteCommands(gym.make(env_id))
+        _warm_up(catalog_envs[env_id], escalate)
 
     raw: dict[str, dict[str, list[float]]] = {
         env_id: {
@@ -322,6 +328,8 @@ def run(settings: Settings) -> dict:
                 "cartpole_resets",
                 "wrapped_steps",
                 "cartpole_wrapped_steps",
+                "catalog_steps",
+                "cartpole_catalog_steps",
             )
         }
         for env_id in envs
@@ -346,15 +354,17 @@ def run(settings: Settings) -> dict:
             record["loop_steps"].append(incident_steps[1])
             record["cartpole_resets"].append(cart_resets)
             record["resets"].append(incident_resets)
-            cart_steps, wrapped_steps = _paired(
-                lambda: time_cartpole_steps(cartpole, actions),
-                lambda env_id=env_id: time_incident_steps(
-                    wrapped_envs[env_id], wrapped_actions[env_id], settings.steps
-                ),
-                swap,
-            )
-            record["cartpole_wrapped_steps"].append(cart_steps[0])
-            record["wrapped_steps"].append(wrapped_steps[0])
+            # The wrapped env, then the same catalog actions without the tokenizer.
+            for key, stepped in (("wrapped", wrapped_envs[env_id]), ("catalog", catalog_envs[env_id])):
+                cart_steps, incident_steps = _paired(
+                    lambda: time_cartpole_steps(cartpole, actions),
+                    lambda stepped=stepped, env_id=env_id: time_incident_steps(
+                        stepped, wrapped_actions[env_id], settings.steps
+                    ),
+                    swap,
+                )
+                record[f"cartpole_{key}_steps"].append(cart_steps[0])
+                record[f"{key}_steps"].append(incident_steps[0])
         print(f"round {round_index + 1}/{settings.rounds} done", file=sys.stderr, flush=True)
 
     results = []
@@ -368,6 +378,9 @@ def run(settings: Settings) -> dict:
         )
         wrapped_ratio = statistics.median(
             a / b for a, b in zip(record["wrapped_steps"], record["cartpole_wrapped_steps"], strict=True)
+        )
+        catalog_ratio = statistics.median(
+            a / b for a, b in zip(record["catalog_steps"], record["cartpole_catalog_steps"], strict=True)
         )
         results.append(
             {
@@ -387,10 +400,12 @@ def run(settings: Settings) -> dict:
                 "cartpole_wrapped_steps_per_s": statistics.median(record["cartpole_wrapped_steps"]),
                 "wrapped_steps_ratio": wrapped_ratio,
                 "wrapped_steps_pass": wrapped_ratio >= WRAPPED_TARGET,
+                "catalog_steps_per_s": statistics.median(record["catalog_steps"]),
+                "catalog_steps_ratio": catalog_ratio,
                 "rounds": record,
             }
         )
-    for env in (*envs.values(), *wrapped_envs.values()):
+    for env in (*envs.values(), *wrapped_envs.values(), *catalog_envs.values()):
         env.close()
     cartpole.close()
     return {
@@ -431,16 +446,20 @@ def format_report(report: dict) -> str:
             f"{r['resets_ratio']:>8.3f}{'PASS' if r['resets_pass'] else 'FAIL':>6}"
             f"{r['loop_steps_ratio']:>12.3f}"
         )
-    wrapped_header = f"{'make_rl_env(id)':<44}{'steps/s':>10}{'CartPole':>11}{'ratio':>8}{'':>6}"
+    wrapped_header = (
+        f"{'make_rl_env(id)':<44}{'steps/s':>10}{'CartPole':>11}{'ratio':>8}{'':>6}{'catalog only':>14}"
+    )
     lines += ["", wrapped_header, "-" * len(wrapped_header)]
     for r in report["results"]:
         lines.append(
             f"{r['env_id']:<44}{r['wrapped_steps_per_s']:>10,.0f}{r['cartpole_wrapped_steps_per_s']:>11,.0f}"
             f"{r['wrapped_steps_ratio']:>8.3f}{'PASS' if r['wrapped_steps_pass'] else 'FAIL':>6}"
+            f"{r['catalog_steps_ratio']:>14.3f}"
         )
     targets = report["targets"]
     machine = report["machine"]
     lines.append("steps/s: time in step() only; loop ratio: steps/s with the loop's resets included (no target)")
+    lines.append("catalog only: DiscreteCommands(gym.make(id)), the wrapped env without its tokenizer (no target)")
     lines.append(
         f"targets: steps ratio >= {targets['steps_ratio']}, resets ratio >= {targets['resets_ratio']}, "
         f"wrapped steps ratio >= {targets['wrapped_steps_ratio']} "

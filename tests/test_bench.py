@@ -20,6 +20,8 @@ RATE_KEYS = (
     "wrapped_steps_per_s",
     "cartpole_wrapped_steps_per_s",
     "wrapped_steps_ratio",
+    "catalog_steps_per_s",
+    "catalog_steps_ratio",
 )
 
 
@@ -61,8 +63,10 @@ def test_tiny_budget_writes_the_report(tmp_path):
         # Each ratio is the median of per-round ratios, so it lies within their range.
         ratios = [a / b for a, b in zip(result["rounds"]["wrapped_steps"], result["rounds"]["cartpole_wrapped_steps"])]
         assert min(ratios) <= result["wrapped_steps_ratio"] <= max(ratios)
+        assert len(result["rounds"]["catalog_steps"]) == len(result["rounds"]["cartpole_catalog_steps"]) == 2
         assert done.stdout.count(result["env_id"]) == 2  # the raw table and the wrapped one
     assert "make_rl_env(id)" in done.stdout
+    assert "catalog only" in done.stdout
     assert "PASS" in done.stdout or "FAIL" in done.stdout
 
 

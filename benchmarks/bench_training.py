@@ -102,11 +102,15 @@ def machine_info() -> dict:
     }
 
 
+def run_dir(out_dir: Path, env_id: str) -> Path:
+    """Where the run of ``env_id`` keeps its model, metrics and curve: ``out_dir/training/<task>``."""
+    return out_dir / "training" / env_id.removeprefix("IncidentIQ/").removesuffix("-v0")
+
+
 def run(settings: Settings) -> dict:
     """Train every id in turn; return the report (also written to ``bench_training.json``)."""
     runs, rows = {}, []
     for env_id in settings.env_ids:
-        name = env_id.removeprefix("IncidentIQ/").removesuffix("-v0")
         print(f"== {env_id}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         metrics = train(
@@ -117,7 +121,7 @@ def run(settings: Settings) -> dict:
                 eval_every=settings.eval_every,
                 eval_episodes=settings.eval_episodes,
                 final_episodes=settings.final_episodes,
-                out=settings.out_dir / "training" / name,
+                out=run_dir(settings.out_dir, env_id),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),
@@ -145,8 +149,7 @@ def run(settings: Settings) -> dict:
     if earlier.is_file():
         kept = [row for row in json.loads(earlier.read_text())["results"] if row["env_id"] not in runs]
         for row in kept:
-            name = row["env_id"].removeprefix("IncidentIQ/").removesuffix("-v0")
-            metrics_file = settings.out_dir / "training" / name / "metrics.json"
+            metrics_file = run_dir(settings.out_dir, row["env_id"]) / "metrics.json"
             if metrics_file.is_file():
                 runs[row["env_id"]] = json.loads(metrics_file.read_text())
         order = list(incidentiq.ENV_IDS)

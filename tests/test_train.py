@@ -156,3 +156,15 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     (row,) = report["results"]
     assert row["timesteps"] >= 64 and row["passes"] is False
     assert (tmp_path / "bench_training.json").is_file() and (tmp_path / "learning_curves.png").is_file()
+
+
+def test_training_benchmark_keeps_the_rows_of_ids_it_does_not_retrain(tmp_path):
+    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    tiny = ["--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2", "--final-episodes", "2",
+            "--out-dir", str(tmp_path)]
+    first = bench.main(["--env-ids", "IncidentIQ/CascadingFailure-v0", *tiny])
+    second = bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", *tiny])
+    assert [row["env_id"] for row in second["results"]] == [
+        "IncidentIQ/SingleServiceOutage-v0", "IncidentIQ/CascadingFailure-v0"]  # in registry order
+    assert second["results"][1] == first["results"][0]
+    assert json.loads((tmp_path / "bench_training.json").read_text())["results"] == second["results"]

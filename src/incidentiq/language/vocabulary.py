@@ -193,7 +193,7 @@ class Vocabulary:
 
     def encode_log(self, line: str) -> tuple[np.ndarray, int]:
         """Encoded ids of a log line, without its timestamp, and the id of the first service it names (or -1)."""
-        if _STAMP_RE.match(line[:STAMP_LENGTH]):
+        if _STAMP_RE.match(line):  # anchored, and as long as a stamp
             line = line[STAMP_LENGTH:]
         return self._encode_cached(line)
 

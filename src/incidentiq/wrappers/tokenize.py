@@ -25,7 +25,16 @@ PROGRESS_FEATURES = 2 + 3 + len(TaskId) + 3
 METRIC_HIGH = 1e5
 _TASKS = tuple(TaskId)
 _TASK_ONE_HOT = {task.value: [float(task is other) for other in _TASKS] for task in _TASKS}
-_SEVERITY_ONE_HOT = ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])
+_SCORE = 5 + len(TaskId)
+"""Where ``progress`` holds the score: after the SLA and step fractions, severity and task one-hots."""
+# Where each changing row lives in the tokenizer's one buffer: the log window, the events, the
+# slot rows, the feedback.
+_LOGS = slice(0, TEXT_LENGTHS["logs"])
+_EVENTS = slice(_LOGS.stop, _LOGS.stop + TEXT_LENGTHS["events"])
+_SLOTS = slice(_EVENTS.stop, _EVENTS.stop + MAX_SERVICES * SLOT_LENGTH)
+_FEEDBACK = slice(_SLOTS.stop, _SLOTS.stop + TEXT_LENGTHS["feedback"])
+_SLOT_STARTS = range(_SLOTS.start, _SLOTS.stop, SLOT_LENGTH)
+_ROWS_LENGTH = _FEEDBACK.stop
 
 
 def _right_aligned(pieces: list[np.ndarray], length: int) -> np.ndarray:
@@ -39,10 +48,12 @@ def _right_aligned(pieces: list[np.ndarray], length: int) -> np.ndarray:
 
 def _push(row: np.ndarray, ids: np.ndarray) -> None:
     """Shift ``row`` left and append ``ids`` (the most recent tokens stay)."""
-    length = len(row)
-    keep = ids[-length:]
-    row[: length - len(keep)] = row[len(keep) :]
-    row[length - len(keep) :] = keep
+    n, length = len(ids), len(row)
+    if n >= length:
+        row[:] = ids[n - length :]
+    elif n:
+        row[: length - n] = row[n:]
+        row[length - n :] = ids
 
 
 class ObservationTokenizer:
@@ -84,8 +95,13 @@ class ObservationTokenizer:
         vocabulary = self.vocabulary
         services, teams = obs["affected_services"], obs["team_roster"]["teams"]
         self._table = table = vocabulary.episode_table(services, teams)
+        self._slot_of = {vocabulary.service_ids[name]: i for i, name in enumerate(services)}
         self._task = TASKS[TaskId(obs["task_id"])]
-        self._constant = _TASK_ONE_HOT[obs["task_id"]] + [len(services) / MAX_SERVICES, len(teams) / MAX_TEAMS]
+        # What ``progress`` holds for the whole episode: the task one-hot and how many services and teams are listed.
+        self._progress = np.array(
+            [0.0] * 5 + _TASK_ONE_HOT[obs["task_id"]] + [0.0, len(services) / MAX_SERVICES, len(teams) / MAX_TEAMS],
+            dtype=np.float32,
+        )
         # Fixed for the episode: shared, read-only, by every step's observation.
         self._description = _right_aligned([table[vocabulary.encode(obs["incident_description"])]],
                                            TEXT_LENGTHS["description"])
@@ -94,9 +110,11 @@ class ObservationTokenizer:
             + [np.zeros(HYPOTHESIS_LENGTH * (MAX_HYPOTHESES - len(obs["hypotheses"])), dtype=np.int64)]
         )
         self._description.flags.writeable = self._hypotheses.flags.writeable = False
-        self._slot_rows = np.zeros((MAX_SERVICES, SLOT_LENGTH), dtype=np.int64)
-        self._events = np.zeros(TEXT_LENGTHS["events"], dtype=np.int64)
-        self._logs = np.zeros(TEXT_LENGTHS["logs"], dtype=np.int64)
+        # The rows that change from step to step share one buffer, copied once per observation.
+        self._rows = np.zeros(_ROWS_LENGTH, dtype=np.int64)
+        self._row_views = [self._rows[start : start + SLOT_LENGTH] for start in _SLOT_STARTS] + [
+            self._rows[_EVENTS]
+        ]
         self._last_line = None
         self._last_pushed: list[np.ndarray | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events
         return self.observe(obs)
@@ -111,45 +129,43 @@ class ObservationTokenizer:
                     break
         if start == len(logs):
             return
-        slot0, table, encode_log = self.vocabulary.slot0, self._table, self.vocabulary.encode_log
-        rows, last_pushed = self._slot_rows, self._last_pushed
+        table, encode_log, slot_of = self._table, self.vocabulary.encode_log, self._slot_of
+        window, rows, last_pushed = self._rows[_LOGS], self._row_views, self._last_pushed
+        pieces = []
         for line in logs[start:]:
             encoded, subject = encode_log(line)
-            ids = table[encoded]
-            _push(self._logs, ids)
-            slot = table[subject] - slot0 if subject >= 0 else -1
-            if not 0 <= slot < MAX_SERVICES:
-                slot = MAX_SERVICES
+            pieces.append(ids := table[encoded])
+            slot = slot_of.get(subject, MAX_SERVICES)  # a line that names no listed service is an event
             # A repeated line ("alert still firing" each minute) says nothing new and would push the
             # slot's evidence out of its row.
             if last_pushed[slot] is encoded:  # encodings are cached: the same text is the same array
                 continue
             last_pushed[slot] = encoded
-            _push(rows[slot] if slot < MAX_SERVICES else self._events, ids)
+            _push(rows[slot], ids)
+        _push(window, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
         self._last_line = logs[-1]
 
     def observe(self, obs: dict) -> dict[str, np.ndarray]:
         """The arrays of one observation (the next one of the current episode)."""
         self._read_logs(obs["logs"])
         metrics, task = obs["metrics"], self._task
-        feedback = np.zeros(TEXT_LENGTHS["feedback"], dtype=np.int64)
+        feedback = self._rows[_FEEDBACK]
+        feedback.fill(0)
         if obs["feedback"]:
             _push(feedback, self._table[self.vocabulary.encode(obs["feedback"])])
-        progress = [
-            min(1.0, obs["sla_remaining"] / task.sla_minutes),
-            min(1.0, obs["step_count"] / task.max_steps),
-            *_SEVERITY_ONE_HOT[obs["severity"]],
-            *self._constant[:-2],
-            float(obs["score"][0]),
-            *self._constant[-2:],
-        ]
+        rows = self._rows.copy()
+        progress = self._progress.copy()
+        progress[0] = min(1.0, obs["sla_remaining"] / task.sla_minutes)
+        progress[1] = min(1.0, obs["step_count"] / task.max_steps)
+        progress[2 + obs["severity"]] = 1.0
+        progress[_SCORE] = obs["score"][0]
         return {
             "description": self._description,
-            "feedback": feedback,
-            "logs": self._logs.copy(),
-            "events": self._events.copy(),
+            "feedback": rows[_FEEDBACK],
+            "logs": rows[_LOGS],
+            "events": rows[_EVENTS],
             "hypotheses": self._hypotheses,
-            "slots": self._slot_rows.reshape(-1).copy(),
+            "slots": rows[_SLOTS],
             # The env's metrics lie in [0, METRIC_HIGH] already (its own observation space says so).
             "metrics": np.concatenate(
                 (metrics["error_rate_pct"], metrics["latency_p99_ms"], metrics["throughput_rps"])
@@ -158,7 +174,7 @@ class ObservationTokenizer:
             "investigated": obs["investigated"],
             "dependencies": obs["dependencies"].reshape(-1),
             "available": obs["team_roster"]["available"],
-            "progress": np.array(progress, dtype=np.float32),
+            "progress": progress,
         }
 
 

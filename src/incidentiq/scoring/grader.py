@@ -59,6 +59,10 @@ WASTED = frozenset(
 )
 _FIX_ATTEMPTS = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG,
                            Outcome.FIX_ELSEWHERE, Outcome.FIX_UNKNOWN})
+_FIXES_ON_ROOT = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG})
+_OWNER_ASSIGNED = frozenset({Outcome.ASSIGN_OWNER, Outcome.ASSIGN_OWNER_BUSY})
+_ESCALATED = frozenset({Outcome.ESCALATE_NEEDED, Outcome.ESCALATE_UNNEEDED})
+# Set lookups, not tuples of ``Outcome.X``: on Python 3.11 each enum attribute access costs ~60 ns.
 _NAMES = {
     Hypothesis.DB_OVERLOAD: re.compile(r"db[_ ]overload|database overload|overloaded database|database saturat"),
     Hypothesis.RATE_LIMIT: re.compile(r"rate[_ -]?limit|\b429\b|throttl"),
@@ -88,6 +92,9 @@ class Tally:
     def __init__(self, incident: Incident):
         self.incident = incident
         self._weights = _WEIGHT_ROWS[incident.task]
+        # Constants of the incident, read every step.
+        self._hypothesis = incident.hypothesis
+        self._needs_escalation = incident.needs_escalation
         self.seen_root = False
         self.first_fix_on_root: bool | None = None
         self.seen_root_before_fix = False
@@ -111,24 +118,25 @@ class Tally:
             self.seen_root = True
         elif outcome in _FIX_ATTEMPTS:
             if self.first_fix_on_root is None:
-                self.first_fix_on_root = outcome in (Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG)
+                self.first_fix_on_root = outcome in _FIXES_ON_ROOT
                 self.seen_root_before_fix = self.seen_root
-            if outcome is Outcome.FIX_FULL and not self.full_fix:
-                self.full_fix = True
-            elif outcome is not Outcome.FIX_FULL and not self.full_fix:
-                self.missed_fixes += 1
-                self.partial_fix = self.partial_fix or outcome is Outcome.FIX_PARTIAL
-        elif outcome in (Outcome.ASSIGN_OWNER, Outcome.ASSIGN_OWNER_BUSY):
+            if not self.full_fix:
+                if outcome is Outcome.FIX_FULL:
+                    self.full_fix = True
+                else:
+                    self.missed_fixes += 1
+                    self.partial_fix = self.partial_fix or outcome is Outcome.FIX_PARTIAL
+        elif outcome in _OWNER_ASSIGNED:
             self.owner_assigned = True
         elif outcome is Outcome.ASSIGN_WRONG:
             self.wrong_teams += 1
-        elif outcome in (Outcome.ESCALATE_NEEDED, Outcome.ESCALATE_UNNEEDED):
+        elif outcome in _ESCALATED:
             self.escalated = True
         elif outcome is Outcome.RESOLVE_OK:
             self.resolved = True
         elif outcome is Outcome.RESOLVE_EARLY:
             self.early_resolves += 1
-        if record.reasoning and self.incident.hypothesis is not None:
+        if record.reasoning and self._hypothesis is not None:
             named = named_hypotheses(record.reasoning)
             if named:
                 self.conclusion = named[0] if len(named) == 1 else None
@@ -136,7 +144,7 @@ class Tally:
     @property
     def concluded_correctly(self) -> bool:
         """The latest reasoning that names one hypothesis names the true one (hard task)."""
-        return self.conclusion is not None and self.conclusion is self.incident.hypothesis
+        return self.conclusion is not None and self.conclusion is self._hypothesis
 
     def total(self) -> float:
         """The grade of the trajectory so far, as one number (the env calls this every step)."""
@@ -158,7 +166,7 @@ class Tally:
         else:
             diagnosis = 1.0 if self.seen_root_before_fix and self.first_fix_on_root else 0.0
             justified = 1.0 if self.seen_root_before_fix else 0.5
-        acknowledged = self.escalated or not self.incident.needs_escalation
+        acknowledged = self.escalated or not self._needs_escalation
         ownership = (1.0 if acknowledged else 0.5) if self.owner_assigned else 0.0
         ownership = justified * max(0.0, ownership - 0.5 * self.wrong_teams)
         if self.full_fix:

@@ -68,7 +68,7 @@ def reward_components(record: StepRecord, sla_minutes: int, concluded_correctly:
     elif outcome is Outcome.FIX_PARTIAL:
         # Relief is worth +0.20 once the cause is known; relief then the fix must not beat the fix alone.
         parts["mitigate"] = 0.20 if record.repeat == 0 and record.known else 0.05
-    if outcome is Outcome.RESOLVE_OK and concluded_correctly:
+    if concluded_correctly and outcome is Outcome.RESOLVE_OK:
         parts["resolve"] += CONCLUSION_BONUS
     used = record.minute / sla_minutes
     if used > SLA_DECAY_FROM:

@@ -8,13 +8,12 @@ rewards and grades.
 from __future__ import annotations
 
 import enum
-import functools
 from typing import NamedTuple
 
 import numpy as np
 
 from incidentiq.sim.catalog import MAX_TEAMS, SERVICE_NAMES, SERVICES
-from incidentiq.sim.commands import INVALID_MINUTES, Aspect, Command, Fix, Verb
+from incidentiq.sim.commands import INVALID_MINUTES, MINUTES, Aspect, Command, Fix, Verb
 from incidentiq.sim.faults import FIX_ARTIFACT, HYPOTHESES
 from incidentiq.sim.generator import MAX_SERVICES, NOISE_ROWS, Incident, Role
 
@@ -84,6 +83,8 @@ class StepRecord(NamedTuple):
 
 _NOISE = 1.0 + 0.06 * (np.random.default_rng(2026).random((NOISE_ROWS, MAX_SERVICES), dtype=np.float32) - 0.5)
 """Multiplicative metric noise (+-3%), a fixed table: each episode starts at a row its own RNG drew."""
+_NOISE_BY_METRIC = np.repeat(_NOISE[:, None, :], 3, axis=1)
+"""``_NOISE`` with each row repeated for the three metric rows: a (3, MAX_SERVICES) product needs no broadcasting."""
 
 
 def _metric_table(per_service) -> np.ndarray:
@@ -102,17 +103,23 @@ _METRIC_TABLE = np.stack(
 _EMPTY_COLUMN = len(SERVICE_NAMES)
 
 
-@functools.cache
-def _clock() -> tuple[str, ...]:
-    """"HH:MM:SSZ" for every second of a day, built once: log stamps are a lookup."""
-    return tuple(f"{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60))
+_MINUTE_STAMPS = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECOND_STAMPS = tuple(f"{s:02d}Z" for s in range(60))
+""""HH:MM:" for every minute of a day and "SSZ" for every second of a minute: log stamps are lookups."""
 
 
-_HANDLERS = {verb: f"_{verb.value}" for verb in Verb}
+def _stamp(second_of_day: int) -> str:
+    """"HH:MM:SSZ" for a second of the day (taken modulo one day)."""
+    minute, second = divmod(second_of_day % 86400, 60)
+    return _MINUTE_STAMPS[minute] + _SECOND_STAMPS[second]
+
+
 _FIX_ATTEMPTS = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG,
                            Outcome.FIX_ELSEWHERE, Outcome.FIX_UNKNOWN})
 
 
+_OWNERS = {name: service.team.value for name, service in SERVICES.items()}
+"""The team that owns each service."""
 _CATALOG_LINES = {
     name: f"INFO catalog: {name} is owned by {service.team.value}; it calls {', '.join(service.calls) or 'nothing'}"
     for name, service in SERVICES.items()
@@ -141,9 +148,10 @@ class World:
         self.spike = [0.0] * n
         self.spiking = False
         # Metrics are offset + slope * level, per listed service, times a row of the shared noise table.
-        self._pad = [0.0] * (MAX_SERVICES - n)
+        # Every operand is a contiguous (3, MAX_SERVICES) float32 array: numpy's fastest case.
         columns = list(incident.catalog_index) + [_EMPTY_COLUMN] * (MAX_SERVICES - n)
-        self._offset, self._slope = _METRIC_TABLE[:, :, columns]
+        self._offset, self._slope = _METRIC_TABLE[:, :, columns].copy()
+        self._level_rows = np.zeros((3, MAX_SERVICES), dtype=np.float32)  # padding columns stay 0
         self._noise_start = incident.noise_row
         self.minute = 0
         self.steps = 0
@@ -173,14 +181,11 @@ class World:
         self.flags[0, :n] = self.status
         self._day = f"{incident.date}T"
         # Minute 0 starts on a whole minute so that its lines, 4 s apart, stay inside it.
-        self._clock_start = incident.clock_start - incident.clock_start % 60
+        self._start_minute = incident.clock_start // 60
         self._stamp_minute, self._line_in_minute = 0, 0
         # The first alerts arrived over the minutes before the incident was opened.
-        self._clock = clock = _clock()
-        day, start = self._day, self._clock_start - 60 * len(incident.initial_logs)
-        self.logs = [
-            f"{day}{clock[(start + 67 * k) % 86400]} {line}"[:MAX_LINE] for k, line in enumerate(incident.initial_logs)
-        ]
+        day, start = self._day, 60 * (self._start_minute - len(incident.initial_logs))
+        self.logs = [f"{day}{_stamp(start + 67 * k)} {line}"[:MAX_LINE] for k, line in enumerate(incident.initial_logs)]
 
     # ---- telemetry -------------------------------------------------------------
 
@@ -188,13 +193,16 @@ class World:
         # Stamps never go backwards: lines of the same minute are spaced 4 s apart.
         if self.minute != self._stamp_minute:
             self._stamp_minute, self._line_in_minute = self.minute, 0
+        prefix = self._day + _MINUTE_STAMPS[(self._start_minute + self.minute) % 1440]
+        k = self._line_in_minute
+        logs = self.logs
         for line in lines:
-            second = min(59, 4 * self._line_in_minute)
-            self._line_in_minute += 1
-            stamp = self._clock[(self._clock_start + 60 * self.minute + second) % 86400]
-            self.logs.append(f"{self._day}{stamp} {line}"[:MAX_LINE])
-        if len(self.logs) > 4 * LOG_WINDOW:
-            del self.logs[: -LOG_WINDOW]
+            second = 4 * k if k < 15 else 59  # the 16th line and later share :59
+            logs.append(f"{prefix}{_SECOND_STAMPS[second]} {line}"[:MAX_LINE])
+            k += 1
+        self._line_in_minute = k
+        if len(logs) > 4 * LOG_WINDOW:
+            del logs[: -LOG_WINDOW]
 
     def level(self, i: int) -> float:
         """How bad service ``i`` is, in [0, 1]."""
@@ -203,16 +211,24 @@ class World:
 
     def _refresh(self) -> list[int]:
         """Recompute every service's level and status; return the new statuses."""
-        self.levels = [b + s if b + s < 1.0 else 1.0 for b, s in zip(self.badness, self.spike)]
-        return [STATUS_OK if v < OK_BELOW else (STATUS_DEGRADED if v < DOWN_FROM else STATUS_DOWN) for v in self.levels]
+        if self.spiking:
+            levels = [b + s if b + s < 1.0 else 1.0 for b, s in zip(self.badness, self.spike)]
+        else:  # every spike has faded to 0
+            levels = [b if b < 1.0 else 1.0 for b in self.badness]
+        self.levels = levels
+        return [STATUS_OK if v < OK_BELOW else (STATUS_DEGRADED if v < DOWN_FROM else STATUS_DOWN) for v in levels]
 
     def metrics(self) -> np.ndarray:
         """A new float32 array of rows error rate (%), p99 latency (ms), throughput (rps).
 
         Columns follow the listed services, padded with zeros to ``MAX_SERVICES``.
         """
-        levels = np.array(self.levels + self._pad, dtype=np.float32)
-        return (self._offset + self._slope * levels) * _NOISE[(self._noise_start + self.steps) % NOISE_ROWS]
+        levels = self.levels
+        self._level_rows[:, : len(levels)] = levels  # each level, rounded to float32, in every row
+        out = self._slope * self._level_rows
+        out += self._offset
+        out *= _NOISE_BY_METRIC[(self._noise_start + self.steps) % NOISE_ROWS]
+        return out
 
     def recovered(self) -> bool:
         """Recovery is confirmed: the fault is gone and the root and its callers are healthy."""
@@ -234,7 +250,8 @@ class World:
         if self.fault_active:
             if self.relief_until < self.minute:
                 # Relief wears off: growth resumes, faster, after the window.
-                badness[driver] = min(1.0, badness[driver] + self.growth * minutes)
+                value = badness[driver] + self.growth * minutes
+                badness[driver] = value if value < 1.0 else 1.0
         else:
             badness[driver] = badness[self.root] = 0.0
         keep = SETTLE**minutes
@@ -267,7 +284,8 @@ class World:
             if status[worst] != STATUS_OK:
                 name = self.incident.services[worst]
                 lines.append(f"ERROR {name}: alert still firing ({STATUS_NAMES[status[worst]]})")
-        self._emit(lines)
+        if lines:
+            self._emit(lines)
 
     # ---- commands --------------------------------------------------------------
 
@@ -276,7 +294,8 @@ class World:
         if command is None:
             self.advance(INVALID_MINUTES)
             return StepRecord(None, Outcome.INVALID, self.minute, reasoning), ""
-        if command.verb is not Verb.RESOLVE:
+        verb = command.verb
+        if verb is not Verb.RESOLVE:
             self.failed_resolves = 0
             if canonical in self.seen:
                 self.advance(INVALID_MINUTES)
@@ -284,12 +303,13 @@ class World:
                 return StepRecord(command, Outcome.REPEATED, self.minute, reasoning), feedback
             self.seen.add(canonical)
         known = self.root_revealed
-        outcome, feedback, lines, extra = getattr(self, _HANDLERS[command.verb])(command)
+        outcome, feedback, lines, extra = _HANDLERS[verb](self, command)
         if outcome in _FIX_ATTEMPTS:
             extra = {"repeat": self.fix_attempts}
             self.fix_attempts += 1
-        self._emit(lines)
-        self.advance(command.minutes)
+        if lines:
+            self._emit(lines)
+        self.advance(MINUTES[verb])
         return StepRecord(command, outcome, self.minute, reasoning, known=known, **extra), feedback
 
     def _investigate(self, command: Command):
@@ -321,7 +341,7 @@ class World:
                 repeat = max(repeat, 1)
             self.path_hops_seen.add(hops)
         lines = [*findings, _CATALOG_LINES[name]]
-        feedback = f"Investigated {name}: {' | '.join(findings)} | owner {SERVICES[name].team.value}"
+        feedback = f"Investigated {name}: {' | '.join(findings)} | owner {_OWNERS[name]}"
         outcome = _INVESTIGATION_OUTCOMES[role]
         return outcome, feedback, lines, {"revealed": revealed, "repeat": repeat, "hops": self.hops[i]}
 
@@ -392,7 +412,8 @@ class World:
         if not self.any_investigation:
             return Outcome.MITIGATE_PREMATURE, "Investigate before mitigating: the change was not applied.", [], {}
         family = self.incident.family
-        line = f"INFO deploy-bot: {fix.value} applied to {name}"
+        applied = fix.value
+        line = f"INFO deploy-bot: {applied} applied to {name}"
         if i != self.root:
             if fix is Fix.RESTART:
                 self.spike[i] = 0.35
@@ -400,7 +421,7 @@ class World:
                 return Outcome.FIX_ELSEWHERE, f"Restarted {name}: a short error spike, nothing fixed.", [line], {}
             if fix is Fix.ROLLBACK:
                 return Outcome.FIX_ELSEWHERE, f"{name} has no recent deploy to roll back.", [], {}
-            return Outcome.FIX_ELSEWHERE, f"Applied {fix.value} to {name}; it made no difference.", [line], {}
+            return Outcome.FIX_ELSEWHERE, f"Applied {applied} to {name}; it made no difference.", [line], {}
         if not self.fault_active:
             return Outcome.FIX_REDUNDANT, f"{name} is already fixed.", [], {}
         kind = FIX_ARTIFACT.get(fix)
@@ -408,15 +429,15 @@ class World:
             return Outcome.FIX_WRONG, f"{command.artifact} does not match anything on {name}.", [], {}
         if fix in family.full_fixes:
             self.fault_active = False
-            return Outcome.FIX_FULL, f"Applied {fix.value} to {name}: the fault is cleared.", [line], {}
+            return Outcome.FIX_FULL, f"Applied {applied} to {name}: the fault is cleared.", [line], {}
         if fix in family.partial_fixes:
             self.relief_until = self.minute + RELIEF_MINUTES
             self.badness[i] *= 0.3
             self.badness[self.driver] *= 0.3
             self.growth = 2.0 * family.growth_per_minute
-            feedback = f"Applied {fix.value} to {name}: temporary relief; the cause is still there."
+            feedback = f"Applied {applied} to {name}: temporary relief; the cause is still there."
             return Outcome.FIX_PARTIAL, feedback, [line], {}
-        return Outcome.FIX_WRONG, f"Applied {fix.value} to {name}; it did not help.", [line], {}
+        return Outcome.FIX_WRONG, f"Applied {applied} to {name}; it did not help.", [line], {}
 
     def _resolve(self, command: Command):
         if self.recovered():
@@ -426,3 +447,5 @@ class World:
         return Outcome.RESOLVE_EARLY, "Cannot resolve: recovery is not confirmed.", [], {}
 
 
+_HANDLERS = {verb: getattr(World, f"_{verb.value}") for verb in Verb}
+"""``World.apply`` calls ``_HANDLERS[verb](world, command)``."""

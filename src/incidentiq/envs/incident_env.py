@@ -259,14 +259,9 @@ class IncidentEnv(gym.Env[dict, str]):
         self._dependencies = np.zeros((MAX_SERVICES, MAX_SERVICES), dtype=np.int8)
         if incident.edges:
             self._dependencies[tuple(zip(*incident.edges))] = 1
-        self._static = {
-            "task_id": task.value,
-            "incident_description": incident.description,
-            "affected_services": incident.services,
-            "teams": incident.teams,
-            "hypotheses": incident.hypotheses,
-        }
-        self._score = 0.0
+        # What every observation of this episode repeats: task id, description, services, teams, hypotheses.
+        self._static = (task.value, incident.description, incident.services, incident.teams, incident.hypotheses)
+        self._score = np.zeros(1, dtype=np.float32)  # the grade so far; observations get a copy
         obs = self._observation("")
         info = self._info(True, "", dict.fromkeys(REWARD_KEYS, 0.0))
         if self.render_mode == "human":
@@ -301,7 +296,7 @@ class IncidentEnv(gym.Env[dict, str]):
         else:
             terminated = False
         truncated = not terminated and world.steps >= config.max_steps
-        self._score = self._tally.total()
+        self._score[0] = self._tally.total()
         obs = self._observation(feedback)
         info = self._info(command is not None, parsed.canonical, parts)
         if terminated or truncated:
@@ -346,16 +341,17 @@ class IncidentEnv(gym.Env[dict, str]):
 
     def _observation(self, feedback: str) -> dict:
         world = self._world
-        static = self._static
+        task_id, description, services, teams, hypotheses = self._static
         metrics = world.metrics()
         flags = world.flags.copy()
         self._last_feedback = feedback
         if len(feedback) > MAX_FEEDBACK:
             feedback = feedback[: MAX_FEEDBACK - 3] + "..."
+        sla_remaining = self._config.sla_minutes - world.minute
         return {
-            "task_id": static["task_id"],
-            "incident_description": static["incident_description"],
-            "affected_services": static["affected_services"],
+            "task_id": task_id,
+            "incident_description": description,
+            "affected_services": services,
             "severity": world.severity,
             "logs": tuple(world.logs[-LOG_WINDOW:]),
             "metrics": {
@@ -365,13 +361,13 @@ class IncidentEnv(gym.Env[dict, str]):
                 "status": flags[0],
             },
             "feedback": feedback,
-            "score": np.array([self._score], dtype=np.float32),
-            "sla_remaining": max(0, self._config.sla_minutes - world.minute),
-            "team_roster": {"teams": static["teams"], "available": flags[2]},
+            "score": self._score.copy(),
+            "sla_remaining": sla_remaining if sla_remaining > 0 else 0,
+            "team_roster": {"teams": teams, "available": flags[2]},
             "step_count": world.steps,
             "dependencies": self._dependencies.copy(),
             "investigated": flags[1],
-            "hypotheses": static["hypotheses"],
+            "hypotheses": hypotheses,
         }
 
     def _info(self, valid: bool, canonical: str, parts: dict[str, float]) -> dict:

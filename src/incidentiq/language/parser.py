@@ -137,7 +137,9 @@ def parse(text: str) -> ParseResult:
     """
     if not isinstance(text, str):
         raise TypeError(f"an action must be a str, got {type(text).__name__}")
-    first, _, rest = normalize(text).partition("\n")
+    if not text.isascii() or len(text) > MAX_ACTION_LENGTH:  # else normalizing changes nothing: skip the call
+        text = normalize(text)
+    first, _, rest = text.partition("\n")
     result = _parse_line(first)
     reasoning = rest.strip()
     return replace(result, reasoning=reasoning) if reasoning else result

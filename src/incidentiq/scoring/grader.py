@@ -149,8 +149,8 @@ class Tally:
     def total(self) -> float:
         """The grade of the trajectory so far, as one number (the env calls this every step)."""
         d, o, m, r, e, q = self._raw()
-        w = self._weights
-        total = d * w[0] + o * w[1] + m * w[2] + r * w[3] + e * w[4] + q * w[5]
+        wd, wo, wm, wr, we, wq = self._weights
+        total = d * wd + o * wo + m * wm + r * wr + e * we + q * wq
         return 1.0 if total > 1.0 else (total if total > 0.0 else 0.0)
 
     def grade(self) -> Grade:

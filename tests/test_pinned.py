@@ -1,0 +1,110 @@
+"""Pinned digests of what the envs say, seed for seed: a change to any observation, reward or info shows here.
+
+The training results in ``benchmarks/results/`` were produced by these exact
+trajectories, so speed work on the simulator or the tokenizer must leave them
+bit-identical. A change meant to alter the env (new text, new dynamics, a new
+reward) updates the digests below and re-runs ``benchmarks/bench_training.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import incidentiq
+from incidentiq.wrappers import make_rl_env
+
+EPISODES = 150
+
+WRAPPED = {
+    ("IncidentIQ/SingleServiceOutage-v0", "train"): "e6602233cf532349",
+    ("IncidentIQ/SingleServiceOutage-v0", "test"): "3e15db6e09208547",
+    ("IncidentIQ/CascadingFailure-v0", "train"): "a0b411cb781cc823",
+    ("IncidentIQ/CascadingFailure-v0", "test"): "8fa8e8c3865714bf",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "b971b3a0547d9d33",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "43acba0eb40f3336",
+    ("IncidentIQ/AnyIncident-v0", "train"): "6ce26f66ee192261",
+    ("IncidentIQ/AnyIncident-v0", "test"): "e9f1a277f4b0d8e7",
+}
+"""Digest of ``make_rl_env(id, split=...)`` over ``EPISODES`` seeded episodes of random allowed catalog commands."""
+
+WALKTHROUGH = {
+    "IncidentIQ/SingleServiceOutage-v0": "30b35d5f660b5ee3",
+    "IncidentIQ/CascadingFailure-v0": "80d96858f52d3b47",
+    "IncidentIQ/AmbiguousPaymentDegradation-v0": "a26aff2b74df09e9",
+    "IncidentIQ/AnyIncident-v0": "fffed0a40857d122",
+}
+"""Digest of ``gym.make(id, split="all")`` playing each incident's walkthrough, text observations included."""
+
+
+def _feed(digest, value) -> None:
+    """Add ``value`` (nested dicts, sequences, arrays, scalars) to ``digest``, dtypes and shapes included."""
+    if isinstance(value, dict):
+        for key in sorted(value):
+            digest.update(key.encode())
+            _feed(digest, value[key])
+    elif isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(repr(value).encode())
+
+
+def wrapped_digest(env_id: str, split: str, episodes: int = EPISODES) -> str:
+    """Digest of every token observation, mask, reward, flag and info of ``episodes`` random catalog episodes."""
+    digest = hashlib.sha256()
+    env = make_rl_env(env_id, split=split)
+    rng = np.random.default_rng(1)
+    for seed in range(episodes):
+        obs, info = env.reset(seed=seed)
+        _feed(digest, [obs, info])
+        done = False
+        while not done:
+            mask = env.get_wrapper_attr("action_masks")()
+            obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(mask))))
+            _feed(digest, [mask, obs, reward, terminated, truncated, info])
+            done = terminated or truncated
+    env.close()
+    return digest.hexdigest()[:16]
+
+
+def walkthrough_digest(env_id: str, episodes: int = EPISODES) -> str:
+    """Digest of every text observation, reward, flag and info of ``episodes`` walkthroughs."""
+    digest = hashlib.sha256()
+    env = gym.make(env_id, split="all")
+    for seed in range(episodes):
+        obs, info = env.reset(seed=seed)
+        _feed(digest, [obs, info])
+        for command in env.unwrapped.walkthrough():
+            obs, reward, terminated, truncated, info = env.step(command)
+            _feed(digest, [obs, reward, terminated, truncated, info])
+            if terminated or truncated:
+                break
+    env.close()
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(("env_id", "split"), sorted(WRAPPED))
+def test_wrapped_trajectories_match_the_pinned_digest(env_id, split):
+    assert wrapped_digest(env_id, split) == WRAPPED[env_id, split]
+
+
+@pytest.mark.parametrize("env_id", incidentiq.ENV_IDS)
+def test_walkthroughs_match_the_pinned_digest(env_id):
+    assert walkthrough_digest(env_id) == WALKTHROUGH[env_id]
+
+
+def test_the_digest_sees_a_one_token_change():
+    digest = hashlib.sha256()
+    _feed(digest, {"slots": np.array([3, 4], dtype=np.int64)})
+    other = hashlib.sha256()
+    _feed(other, {"slots": np.array([3, 5], dtype=np.int64)})
+    assert digest.hexdigest() != other.hexdigest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import pickle
 import subprocess
 import sys
 import warnings
@@ -346,6 +347,31 @@ def test_same_seed_and_actions_give_the_same_token_observations(env_id):
     other = rollout(env_id, seed=12, actions_seed=5)
     assert not data_equivalence(first[0], other[0])
     assert not all(data_equivalence(a, b) for a, b in zip(first, other))
+
+
+def unpickled(env):
+    return pickle.loads(pickle.dumps(env))
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, unpickled])
+def test_a_wrapped_env_copied_mid_episode_goes_on_as_the_original(clone):
+    rng = np.random.default_rng(3)
+    compared = 0
+    for seed in range(30):
+        env = make_rl_env("IncidentIQ/AnyIncident-v0")
+        env.reset(seed=seed)
+        mask = env.get_wrapper_attr("action_masks")()
+        actions = [random_allowed(mask, rng) for _ in range(30)]
+        for action in actions[: seed % 3]:
+            env.step(action)
+        twin = clone(env)
+        for action in actions[seed % 3 :]:
+            a, b = env.step(action), twin.step(action)
+            assert data_equivalence(a, b, exact=True)
+            compared += 1
+            if a[2] or a[3]:
+                break
+    assert compared > 100
 
 
 def test_make_rl_env_is_the_tokenizer_over_discrete_commands_plus_the_command_history():

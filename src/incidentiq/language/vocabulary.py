@@ -67,6 +67,15 @@ _TEAM_AFTER_ONE = frozenset({"owner", "pager:"})
 STAMP_LENGTH = len("2026-01-01T00:00:00Z ")
 
 
+def log_body(line: str) -> str:
+    """A log line without its leading timestamp, if it has one.
+
+    >>> log_body("2026-01-01T00:00:00Z INFO pager: identity acknowledged"), log_body("no stamp")
+    ('INFO pager: identity acknowledged', 'no stamp')
+    """
+    return line[STAMP_LENGTH:] if _STAMP_RE.match(line) else line  # the pattern is anchored and as long as a stamp
+
+
 def _module_words(source: str) -> set[str]:
     """Lower-case words of every string constant in ``source`` except docstrings."""
     tree = ast.parse(source)
@@ -146,6 +155,17 @@ class Vocabulary:
     def __len__(self) -> int:
         return self.size
 
+    def __getstate__(self) -> dict:
+        # The caches are rebuilt on unpickling: an lru_cache wrapper does not pickle.
+        state = self.__dict__.copy()
+        del state["_encode_cached"]
+        state["_words"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._encode_cached = functools.lru_cache(maxsize=16384)(self._encode)
+
     def _word(self, word: str) -> tuple[tuple[int, ...], int]:
         """Ids of one whitespace-separated word, and the id of the team it names (-1 if none)."""
         ids, service_ids, num0 = self.ids, self.service_ids, self.num0
@@ -191,11 +211,13 @@ class Vocabulary:
         """Episode-independent ids of ``text``: words, number buckets and name ids (see :meth:`episode_table`)."""
         return self._encode_cached(text)[0]
 
+    def encode_with_subject(self, text: str) -> tuple[np.ndarray, int]:
+        """Encoded ids of ``text`` (cached and read-only) and the id of the first service it names (or -1)."""
+        return self._encode_cached(text)
+
     def encode_log(self, line: str) -> tuple[np.ndarray, int]:
         """Encoded ids of a log line, without its timestamp, and the id of the first service it names (or -1)."""
-        if _STAMP_RE.match(line):  # anchored, and as long as a stamp
-            line = line[STAMP_LENGTH:]
-        return self._encode_cached(line)
+        return self._encode_cached(log_body(line))
 
     def episode_table(self, services, teams) -> np.ndarray:
         """A lookup table that maps encoded ids to observation ids for one episode's names."""

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from incidentiq.language.vocabulary import PAD, Vocabulary
+from incidentiq.language.vocabulary import PAD, Vocabulary, log_body
 from incidentiq.sim.catalog import MAX_TEAMS
 from incidentiq.sim.generator import MAX_SERVICES
 from incidentiq.sim.tasks import TASKS, TaskId
@@ -33,7 +33,10 @@ _LOGS = slice(0, TEXT_LENGTHS["logs"])
 _EVENTS = slice(_LOGS.stop, _LOGS.stop + TEXT_LENGTHS["events"])
 _SLOTS = slice(_EVENTS.stop, _EVENTS.stop + MAX_SERVICES * SLOT_LENGTH)
 _FEEDBACK = slice(_SLOTS.stop, _SLOTS.stop + TEXT_LENGTHS["feedback"])
-_SLOT_STARTS = range(_SLOTS.start, _SLOTS.stop, SLOT_LENGTH)
+_ROW_OF_SLOT = tuple(slice(start, start + SLOT_LENGTH) for start in range(_SLOTS.start, _SLOTS.stop, SLOT_LENGTH)) + (
+    _EVENTS,
+)
+"""Where slot i's row lives in the buffer; index ``MAX_SERVICES`` is the events row."""
 _ROWS_LENGTH = _FEEDBACK.stop
 
 
@@ -110,13 +113,11 @@ class ObservationTokenizer:
             + [np.zeros(HYPOTHESIS_LENGTH * (MAX_HYPOTHESES - len(obs["hypotheses"])), dtype=np.int64)]
         )
         self._description.flags.writeable = self._hypotheses.flags.writeable = False
-        # The rows that change from step to step share one buffer, copied once per observation.
+        # The rows that change from step to step share one buffer, copied once per observation (no
+        # views of it are kept: a copied or unpickled tokenizer would write to a detached view).
         self._rows = np.zeros(_ROWS_LENGTH, dtype=np.int64)
-        self._row_views = [self._rows[start : start + SLOT_LENGTH] for start in _SLOT_STARTS] + [
-            self._rows[_EVENTS]
-        ]
         self._last_line = None
-        self._last_pushed: list[np.ndarray | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events
+        self._last_pushed: list[str | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events: a line's text
         return self.observe(obs)
 
     def _read_logs(self, logs) -> None:
@@ -129,20 +130,21 @@ class ObservationTokenizer:
                     break
         if start == len(logs):
             return
-        table, encode_log, slot_of = self._table, self.vocabulary.encode_log, self._slot_of
-        window, rows, last_pushed = self._rows[_LOGS], self._row_views, self._last_pushed
+        table, encode, slot_of = self._table, self.vocabulary.encode_with_subject, self._slot_of
+        rows, last_pushed = self._rows, self._last_pushed
         pieces = []
         for line in logs[start:]:
-            encoded, subject = encode_log(line)
+            body = log_body(line)
+            encoded, subject = encode(body)
             pieces.append(ids := table[encoded])
             slot = slot_of.get(subject, MAX_SERVICES)  # a line that names no listed service is an event
             # A repeated line ("alert still firing" each minute) says nothing new and would push the
             # slot's evidence out of its row.
-            if last_pushed[slot] is encoded:  # encodings are cached: the same text is the same array
+            if last_pushed[slot] == body:
                 continue
-            last_pushed[slot] = encoded
-            _push(rows[slot], ids)
-        _push(window, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+            last_pushed[slot] = body
+            _push(rows[_ROW_OF_SLOT[slot]], ids)
+        _push(rows[_LOGS], pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
         self._last_line = logs[-1]
 
     def observe(self, obs: dict) -> dict[str, np.ndarray]:

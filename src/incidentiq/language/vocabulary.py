@@ -156,10 +156,9 @@ class Vocabulary:
         return self.size
 
     def __getstate__(self) -> dict:
-        # The caches are rebuilt on unpickling: an lru_cache wrapper does not pickle.
+        # An lru_cache wrapper does not pickle: it is rebuilt, empty, on unpickling.
         state = self.__dict__.copy()
         del state["_encode_cached"]
-        state["_words"] = {}
         return state
 
     def __setstate__(self, state: dict) -> None:

@@ -33,9 +33,7 @@ _LOGS = slice(0, TEXT_LENGTHS["logs"])
 _EVENTS = slice(_LOGS.stop, _LOGS.stop + TEXT_LENGTHS["events"])
 _SLOTS = slice(_EVENTS.stop, _EVENTS.stop + MAX_SERVICES * SLOT_LENGTH)
 _FEEDBACK = slice(_SLOTS.stop, _SLOTS.stop + TEXT_LENGTHS["feedback"])
-_ROW_OF_SLOT = tuple(slice(start, start + SLOT_LENGTH) for start in range(_SLOTS.start, _SLOTS.stop, SLOT_LENGTH)) + (
-    _EVENTS,
-)
+_ROW_OF_SLOT = (*(slice(s, s + SLOT_LENGTH) for s in range(_SLOTS.start, _SLOTS.stop, SLOT_LENGTH)), _EVENTS)
 """Where slot i's row lives in the buffer; index ``MAX_SERVICES`` is the events row."""
 _ROWS_LENGTH = _FEEDBACK.stop
 
@@ -151,11 +149,10 @@ class ObservationTokenizer:
         """The arrays of one observation (the next one of the current episode)."""
         self._read_logs(obs["logs"])
         metrics, task = obs["metrics"], self._task
-        feedback = self._rows[_FEEDBACK]
-        feedback.fill(0)
-        if obs["feedback"]:
-            _push(feedback, self._table[self.vocabulary.encode(obs["feedback"])])
         rows = self._rows.copy()
+        if obs["feedback"]:  # right-aligned in the copy's feedback row, which the buffer keeps at PAD
+            ids = self._table[self.vocabulary.encode(obs["feedback"])][-TEXT_LENGTHS["feedback"] :]
+            rows[_FEEDBACK.stop - len(ids) : _FEEDBACK.stop] = ids
         progress = self._progress.copy()
         progress[0] = min(1.0, obs["sla_remaining"] / task.sla_minutes)
         progress[1] = min(1.0, obs["step_count"] / task.max_steps)

@@ -18,11 +18,14 @@ from blind_agents import (
 
 from incidentiq.agents import make_agent, run_episode
 from incidentiq.scoring import grade
+from incidentiq.wrappers import DiscreteCommands
 
 HARD_ID = "IncidentIQ/AmbiguousPaymentDegradation-v0"
 EASY_ID = "IncidentIQ/SingleServiceOutage-v0"
 MEDIUM_ID = "IncidentIQ/CascadingFailure-v0"
 SEEDS = range(200)
+OFF_CATALOG = ("asdf", "investigate ghost-service", "assign to nobody", "mitigate: restart ghost-service")
+"""Commands no catalog entry renders: gibberish, and names no incident lists."""
 
 
 def mean_grade(env, agent) -> float:
@@ -53,6 +56,38 @@ def test_reward_components_sum_to_the_reward(env_id):
                 steps += 1
     assert steps > 200
     env.close()
+
+
+def test_score_after_every_step_of_random_catalog_play_is_the_pure_grade(env_id):
+    """The env keeps the grade so far between the steps that can change it; it must never go stale.
+
+    Each episode opens with a random prefix of the walkthrough (so the root is known, the owner
+    assigned, the fault fixed), then goes on with random catalog commands and now and then a
+    command naming nothing the incident has: together they reach every outcome, many of them
+    steps that change nothing but waste, in states where the grade is high enough for a stale
+    one to show.
+    """
+    env = DiscreteCommands(gym.make(env_id, split="all"))
+    rng = np.random.default_rng(11)
+    outcomes = collections.Counter()
+    for seed in range(300):
+        env.reset(seed=seed)
+        incident, allowed = env.unwrapped.incident, np.flatnonzero(env.action_masks())
+        prefix = env.unwrapped.walkthrough()[: int(rng.integers(5))]
+        done = False
+        while not done:
+            if prefix:
+                obs, _, terminated, truncated, _ = env.env.step(prefix.pop(0))
+            elif rng.random() < 0.1:
+                text = OFF_CATALOG[int(rng.integers(len(OFF_CATALOG)))]
+                obs, _, terminated, truncated, _ = env.env.step(text)
+            else:
+                obs, _, terminated, truncated, _ = env.step(int(rng.choice(allowed)))
+            trajectory = env.unwrapped.trajectory
+            outcomes[trajectory[-1].outcome] += 1
+            assert obs["score"][0] == np.float32(grade(incident, trajectory).total)
+            done = terminated or truncated
+    assert len(outcomes) >= 19, outcomes
 
 
 def test_pure_grade_matches_the_env(env_id):

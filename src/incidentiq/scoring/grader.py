@@ -62,6 +62,14 @@ _FIX_ATTEMPTS = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WR
 _FIXES_ON_ROOT = frozenset({Outcome.FIX_FULL, Outcome.FIX_PARTIAL, Outcome.FIX_WRONG})
 _OWNER_ASSIGNED = frozenset({Outcome.ASSIGN_OWNER, Outcome.ASSIGN_OWNER_BUSY})
 _ESCALATED = frozenset({Outcome.ESCALATE_NEEDED, Outcome.ESCALATE_UNNEEDED})
+_WASTE_ONLY = frozenset(
+    {
+        Outcome.INVALID, Outcome.REPEATED, Outcome.INVESTIGATE_PATH, Outcome.INVESTIGATE_SITE,
+        Outcome.INVESTIGATE_UNRELATED, Outcome.INVESTIGATE_UNKNOWN, Outcome.ASSIGN_UNKNOWN,
+        Outcome.MITIGATE_PREMATURE, Outcome.FIX_REDUNDANT,
+    }
+)
+"""Outcomes that change nothing ``Tally`` keeps but the wasted-step count."""
 # Set lookups, not tuples of ``Outcome.X``: on Python 3.11 each enum attribute access costs ~60 ns.
 _NAMES = {
     Hypothesis.DB_OVERLOAD: re.compile(r"db[_ ]overload|database overload|overloaded database|database saturat"),
@@ -108,6 +116,7 @@ class Tally:
         self.early_resolves = 0
         self.wasted = 0
         self.conclusion: Hypothesis | None = None
+        self._total: float | None = None  # the grade so far, until a step changes what it reads
 
     def update(self, record: StepRecord) -> None:
         """Take one more step of the trajectory into account."""
@@ -140,6 +149,10 @@ class Tally:
             named = named_hypotheses(record.reasoning)
             if named:
                 self.conclusion = named[0] if len(named) == 1 else None
+        # Most steps of a random or early policy change only the waste count, which the grade reads
+        # once the incident is resolved: the grade so far stands, and total() need not recompute it.
+        if outcome not in _WASTE_ONLY or self.resolved or record.reasoning:
+            self._total = None
 
     @property
     def concluded_correctly(self) -> bool:
@@ -148,10 +161,12 @@ class Tally:
 
     def total(self) -> float:
         """The grade of the trajectory so far, as one number (the env calls this every step)."""
-        d, o, m, r, e, q = self._raw()
-        wd, wo, wm, wr, we, wq = self._weights
-        total = d * wd + o * wo + m * wm + r * wr + e * we + q * wq
-        return 1.0 if total > 1.0 else (total if total > 0.0 else 0.0)
+        if self._total is None:
+            d, o, m, r, e, q = self._raw()
+            wd, wo, wm, wr, we, wq = self._weights
+            total = d * wd + o * wo + m * wm + r * wr + e * we + q * wq
+            self._total = 1.0 if total > 1.0 else (total if total > 0.0 else 0.0)
+        return self._total
 
     def grade(self) -> Grade:
         """The grade of the trajectory so far, with its weighted parts."""

@@ -213,8 +213,10 @@ class World:
         """Recompute every service's level and status; return the new statuses."""
         if self.spiking:
             levels = [b + s if b + s < 1.0 else 1.0 for b, s in zip(self.badness, self.spike)]
-        else:  # every spike has faded to 0
-            levels = [b if b < 1.0 else 1.0 for b in self.badness]
+        else:
+            # Every spike has faded to 0, and badness never leaves [0, 1]: growth is capped at 1, a
+            # caller moves part of the way toward a target capped at 1, and fixes only scale it down.
+            levels = self.badness[:]
         self.levels = levels
         return [STATUS_OK if v < OK_BELOW else (STATUS_DEGRADED if v < DOWN_FROM else STATUS_DOWN) for v in levels]
 

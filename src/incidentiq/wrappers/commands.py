@@ -76,6 +76,30 @@ def render_command(command: CatalogCommand, services, teams, hypotheses=()) -> s
     return verb.value
 
 
+class _Form(NamedTuple):
+    """A catalog command's text around the one name it takes: ``prefix + names[group][position] + suffix``."""
+
+    group: int  # 0 services, 1 roster teams, 2 hypotheses; -1 when the command names nothing
+    position: int
+    prefix: str
+    suffix: str
+
+
+def _form(command: CatalogCommand) -> _Form:
+    """``command``'s text split around its name, read off :func:`render_command` with a placeholder name."""
+    for group, position in enumerate((command.slot, command.team, command.hypothesis)):
+        if position is not None:
+            names: list[tuple[str, ...]] = [(), (), ()]
+            names[group] = ("\0",) * (position + 1)
+            prefix, suffix = render_command(command, *names).split("\0")
+            return _Form(group, position, prefix, suffix)
+    return _Form(-1, 0, render_command(command, (), ()), "")
+
+
+_FORMS = tuple(_form(command) for command in CATALOG)
+"""Each catalog command's form, so that a step joins three strings instead of rendering the command."""
+
+
 @functools.cache
 def catalog_mask(n_services: int, n_teams: int, n_hypotheses: int = 0) -> np.ndarray:
     """Which catalog commands name a listed service, a roster team and a listed hypothesis (read-only).
@@ -132,7 +156,13 @@ class DiscreteCommands(gym.Wrapper):
             index = -1  # None, text, inf: int()'s own error would not say what an action must be
         if not 0 <= index < len(CATALOG) or index != action:
             raise ValueError(f"action must be an integer in [0, {len(CATALOG)}), got {action!r}")
-        return render_command(CATALOG[index], *self._names)
+        group, position, prefix, suffix = _FORMS[index]
+        if group < 0:
+            return prefix
+        names = self._names[group]
+        if position < len(names):
+            return prefix + names[position] + suffix
+        return render_command(CATALOG[index], *self._names)  # an empty position: the mask rules it out
 
     def action_masks(self) -> np.ndarray:
         """A bool array over the catalog: True for commands this incident's slots and roster allow."""

@@ -15,21 +15,33 @@ import numpy as np
 import pytest
 
 import incidentiq
-from incidentiq.wrappers import make_rl_env
+from incidentiq.wrappers import DiscreteCommands, make_rl_env
 
 EPISODES = 150
 
 WRAPPED = {
-    ("IncidentIQ/SingleServiceOutage-v0", "train"): "e6602233cf532349",
-    ("IncidentIQ/SingleServiceOutage-v0", "test"): "3e15db6e09208547",
-    ("IncidentIQ/CascadingFailure-v0", "train"): "a0b411cb781cc823",
-    ("IncidentIQ/CascadingFailure-v0", "test"): "8fa8e8c3865714bf",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "b971b3a0547d9d33",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "43acba0eb40f3336",
-    ("IncidentIQ/AnyIncident-v0", "train"): "6ce26f66ee192261",
-    ("IncidentIQ/AnyIncident-v0", "test"): "e9f1a277f4b0d8e7",
+    ("IncidentIQ/SingleServiceOutage-v0", "train"): "b1904c5c58995887",
+    ("IncidentIQ/SingleServiceOutage-v0", "test"): "46c4834584d181c0",
+    ("IncidentIQ/CascadingFailure-v0", "train"): "8ba426c21825b852",
+    ("IncidentIQ/CascadingFailure-v0", "test"): "a37446cc09ef82ab",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "f8980fb3e96ee5fe",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "d34ab4b23d283465",
+    ("IncidentIQ/AnyIncident-v0", "train"): "96938bac41de96ea",
+    ("IncidentIQ/AnyIncident-v0", "test"): "09eb929fa5938358",
 }
 """Digest of ``make_rl_env(id, split=...)`` over ``EPISODES`` seeded episodes of random allowed catalog commands."""
+
+RAW = {
+    ("IncidentIQ/SingleServiceOutage-v0", "train"): "fe55ee94a6113499",
+    ("IncidentIQ/SingleServiceOutage-v0", "test"): "ac1b3a01e3c7388b",
+    ("IncidentIQ/CascadingFailure-v0", "train"): "a23323639e5e5872",
+    ("IncidentIQ/CascadingFailure-v0", "test"): "641bb73fa682407c",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "dfee0d52b5fa38d7",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "ca059186966846b7",
+    ("IncidentIQ/AnyIncident-v0", "train"): "06064f1300991d5a",
+    ("IncidentIQ/AnyIncident-v0", "test"): "021f275cdf91700d",
+}
+"""Digest of ``DiscreteCommands(gym.make(id, split=...))``, the text env under the same random catalog play."""
 
 WALKTHROUGH = {
     "IncidentIQ/SingleServiceOutage-v0": "30b35d5f660b5ee3",
@@ -58,10 +70,13 @@ def _feed(digest, value) -> None:
         digest.update(repr(value).encode())
 
 
-def wrapped_digest(env_id: str, split: str, episodes: int = EPISODES) -> str:
-    """Digest of every token observation, mask, reward, flag and info of ``episodes`` random catalog episodes."""
+def wrapped_digest(env_id: str, split: str, episodes: int = EPISODES, raw: bool = False) -> str:
+    """Digest of every observation, mask, reward, flag and info of ``episodes`` random catalog episodes.
+
+    The observations are the tokenizer's, or with ``raw`` the text env's own.
+    """
     digest = hashlib.sha256()
-    env = make_rl_env(env_id, split=split)
+    env = DiscreteCommands(gym.make(env_id, split=split)) if raw else make_rl_env(env_id, split=split)
     rng = np.random.default_rng(1)
     for seed in range(episodes):
         obs, info = env.reset(seed=seed)
@@ -95,6 +110,11 @@ def walkthrough_digest(env_id: str, episodes: int = EPISODES) -> str:
 @pytest.mark.parametrize(("env_id", "split"), sorted(WRAPPED))
 def test_wrapped_trajectories_match_the_pinned_digest(env_id, split):
     assert wrapped_digest(env_id, split) == WRAPPED[env_id, split]
+
+
+@pytest.mark.parametrize(("env_id", "split"), sorted(RAW))
+def test_text_env_trajectories_match_the_pinned_digest(env_id, split):
+    assert wrapped_digest(env_id, split, raw=True) == RAW[env_id, split]
 
 
 @pytest.mark.parametrize("env_id", incidentiq.ENV_IDS)

@@ -53,7 +53,7 @@ from incidentiq.sim.commands import Aspect, Fix
 from incidentiq.sim.generator import MAX_SERVICES
 from incidentiq.wrappers import CATALOG, ObservationTokenizer, catalog_mask, render_command, wrap_for_rl
 from incidentiq.wrappers.commands import MAX_HYPOTHESES
-from incidentiq.wrappers.tokenize import HYPOTHESIS_LENGTH, METRIC_HIGH, SLOT_LENGTH, TEXT_LENGTHS
+from incidentiq.wrappers.tokenize import HYPOTHESIS_LENGTH, METRIC_HIGH, METRIC_KEYS, SLOT_LENGTH, TEXT_LENGTHS
 
 SLOT_FEATURES = 8
 """Floats per slot the extractor derives: error rate, log latency, log throughput (scaled to [0, 1]),
@@ -141,9 +141,8 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         """Features for the policy and value heads."""
-        metrics = observations["metrics"]
+        metrics = torch.stack([observations[key] for key in METRIC_KEYS], dim=1)  # (batch, 3, slots)
         batch = metrics.shape[0]
-        metrics = metrics.reshape(batch, 3, MAX_SERVICES)
         slot_floats = torch.cat(
             [
                 (metrics[:, 0] * 0.01).unsqueeze(-1),

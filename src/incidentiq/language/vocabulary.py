@@ -59,7 +59,6 @@ _SERVICE_RE = re.compile(
 )
 # One pass over a word: a service name, else a word or a number.
 _TOKEN_RE = re.compile(f"(?P<service>{_SERVICE_RE.pattern})|(?P<word>[a-z]+)|(?P<number>\\d+(?:\\.\\d+)?)")
-_STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 _PUNCTUATION = ";:,.'\"()"
 _TEAM_AFTER_TWO = frozenset({("owned", "by"), ("assigned", "to"), ("no", "team")})
 _TEAM_AFTER_ONE = frozenset({"owner", "pager:"})
@@ -73,7 +72,10 @@ def log_body(line: str) -> str:
     >>> log_body("2026-01-01T00:00:00Z INFO pager: identity acknowledged"), log_body("no stamp")
     ('INFO pager: identity acknowledged', 'no stamp')
     """
-    return line[STAMP_LENGTH:] if _STAMP_RE.match(line) else line  # the pattern is anchored and as long as a stamp
+    # Every line an env writes opens with a fixed-width stamp: two of its characters tell, cheaper than a regex.
+    if line[STAMP_LENGTH - 2 : STAMP_LENGTH] == "Z " and line[10:11] == "T":
+        return line[STAMP_LENGTH:]
+    return line
 
 
 def _module_words(source: str) -> set[str]:
@@ -127,6 +129,11 @@ class Vocabulary:
     ``size`` counts the ids an observation can hold (``0 .. size - 1``). Ids at
     and above ``size`` are episode-independent name ids that
     :meth:`episode_table` maps back inside.
+
+    ``encode_with_subject(text)`` gives the encoded ids of ``text`` (cached and
+    read-only) and the id of the first service it names (-1 if none). It is the
+    cache itself, an attribute rather than a method, so that a tokenizer reading
+    several lines a step pays for no extra call.
     """
 
     def __init__(self, words: tuple[str, ...] | None = None):
@@ -150,7 +157,7 @@ class Vocabulary:
         self._base_table[self.size : self.size + len(SERVICE_NAMES)] = self.ids["OTHER_SERVICE"]
         self._base_table[self.size + len(SERVICE_NAMES) :] = self.ids["OTHER_TEAM"]
         self._words: dict[str, tuple[tuple[int, ...], int]] = {}
-        self._encode_cached = functools.lru_cache(maxsize=16384)(self._encode)
+        self.encode_with_subject = functools.lru_cache(maxsize=16384)(self._encode)
 
     def __len__(self) -> int:
         return self.size
@@ -158,12 +165,12 @@ class Vocabulary:
     def __getstate__(self) -> dict:
         # An lru_cache wrapper does not pickle: it is rebuilt, empty, on unpickling.
         state = self.__dict__.copy()
-        del state["_encode_cached"]
+        del state["encode_with_subject"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._encode_cached = functools.lru_cache(maxsize=16384)(self._encode)
+        self.encode_with_subject = functools.lru_cache(maxsize=16384)(self._encode)
 
     def _word(self, word: str) -> tuple[tuple[int, ...], int]:
         """Ids of one whitespace-separated word, and the id of the team it names (-1 if none)."""
@@ -208,15 +215,11 @@ class Vocabulary:
 
     def encode(self, text: str) -> np.ndarray:
         """Episode-independent ids of ``text``: words, number buckets and name ids (see :meth:`episode_table`)."""
-        return self._encode_cached(text)[0]
-
-    def encode_with_subject(self, text: str) -> tuple[np.ndarray, int]:
-        """Encoded ids of ``text`` (cached and read-only) and the id of the first service it names (or -1)."""
-        return self._encode_cached(text)
+        return self.encode_with_subject(text)[0]
 
     def encode_log(self, line: str) -> tuple[np.ndarray, int]:
         """Encoded ids of a log line, without its timestamp, and the id of the first service it names (or -1)."""
-        return self._encode_cached(log_body(line))
+        return self.encode_with_subject(log_body(line))
 
     def episode_table(self, services, teams) -> np.ndarray:
         """A lookup table that maps encoded ids to observation ids for one episode's names."""

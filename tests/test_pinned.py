@@ -43,13 +43,18 @@ RAW = {
 }
 """Digest of ``DiscreteCommands(gym.make(id, split=...))``, the text env under the same random catalog play."""
 
+DETOURS = ("", "asdf", "resolve", "escalate and resolve", "investigate db-primary database", "assign to nobody",
+           "mitigate: restart payment-service", "resolve")
+"""Commands played before each walkthrough in ``WALKTHROUGH``: invalid, ambiguous, premature and off-path ones,
+so the pinned grades count wasted steps and premature resolves."""
+
 WALKTHROUGH = {
-    "IncidentIQ/SingleServiceOutage-v0": "30b35d5f660b5ee3",
-    "IncidentIQ/CascadingFailure-v0": "80d96858f52d3b47",
-    "IncidentIQ/AmbiguousPaymentDegradation-v0": "a26aff2b74df09e9",
-    "IncidentIQ/AnyIncident-v0": "fffed0a40857d122",
+    "IncidentIQ/SingleServiceOutage-v0": "1bb19b51596c641d",
+    "IncidentIQ/CascadingFailure-v0": "49eba5d43885f63a",
+    "IncidentIQ/AmbiguousPaymentDegradation-v0": "153d29ca61334480",
+    "IncidentIQ/AnyIncident-v0": "b44ed1f1d693e282",
 }
-"""Digest of ``gym.make(id, split="all")`` playing each incident's walkthrough, text observations included."""
+"""Digest of ``gym.make(id, split="all")`` playing each incident's walkthrough (after some ``DETOURS``)."""
 
 
 def _feed(digest, value) -> None:
@@ -92,13 +97,16 @@ def wrapped_digest(env_id: str, split: str, episodes: int = EPISODES, raw: bool 
 
 
 def walkthrough_digest(env_id: str, episodes: int = EPISODES) -> str:
-    """Digest of every text observation, reward, flag and info of ``episodes`` walkthroughs."""
+    """Digest of every text observation, reward, flag and info of ``episodes`` walkthroughs.
+
+    Episode k first plays the first ``k % 9`` of ``DETOURS``, so some walkthroughs start late.
+    """
     digest = hashlib.sha256()
     env = gym.make(env_id, split="all")
     for seed in range(episodes):
         obs, info = env.reset(seed=seed)
         _feed(digest, [obs, info])
-        for command in env.unwrapped.walkthrough():
+        for command in (*DETOURS[: seed % (len(DETOURS) + 1)], *env.unwrapped.walkthrough()):
             obs, reward, terminated, truncated, info = env.step(command)
             _feed(digest, [obs, reward, terminated, truncated, info])
             if terminated or truncated:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import incidentiq
 from incidentiq.agents import HeuristicAgent, RandomAgent
 from incidentiq.language import parse
+from incidentiq.language import vocabulary as vocabulary_module
 from incidentiq.language.vocabulary import UNK, Vocabulary
 from incidentiq.sim.commands import Verb
 from incidentiq.sim.generator import MAX_SERVICES
@@ -506,6 +507,19 @@ def test_no_unknown_tokens_in_random_and_heuristic_play(env_id):
             assert not any((tokens[key] == UNK).any() for key in keys)
     env.close()
     assert tokens_seen > 100_000
+
+
+def test_encoding_stays_the_same_when_the_word_cache_starts_afresh(monkeypatch):
+    """Artifacts are new words every episode, so the word cache is bounded; emptying it changes no id."""
+    monkeypatch.setattr(vocabulary_module, "WORD_CACHE_SIZE", 64)
+    vocabulary = Vocabulary()
+    lines = [f"INFO deploy-bot: deploy-{k} rolled out to payment-service, owned by identity" for k in range(200)]
+    first = [vocabulary.encode_with_subject(line) for line in lines]
+    again = Vocabulary()
+    for line, (ids, subject) in zip(reversed(lines), reversed(first)):
+        other_ids, other_subject = again.encode_with_subject(line)
+        assert np.array_equal(ids, other_ids) and subject == other_subject
+    assert first[0][1] == vocabulary.service_ids["payment-service"]
 
 
 # ---- 9. errors and the masks' reach through wrappers and vector envs -----------------------

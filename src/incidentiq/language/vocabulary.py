@@ -64,6 +64,8 @@ _TEAM_AFTER_TWO = frozenset({("owned", "by"), ("assigned", "to"), ("no", "team")
 _TEAM_AFTER_ONE = frozenset({"owner", "pager:"})
 """The contexts in which a team name is a team: "owned by X", "assigned to X", "no team 'X'", "owner X", "pager: X"."""
 STAMP_LENGTH = len("2026-01-01T00:00:00Z ")
+WORD_CACHE_SIZE = 1 << 16
+"""Words a vocabulary remembers before it starts its word cache afresh: most recur, but artifacts do not."""
 
 
 def log_body(line: str) -> str:
@@ -196,19 +198,25 @@ class Vocabulary:
         """
         word_cache = self._words
         pieces: list[int] = []
-        before = ("", "")
+        before, last_word = "", ""  # the two words before this one
         for position, word in enumerate(text.lower().split()):
             entry = word_cache.get(word)
             if entry is None:
+                if len(word_cache) >= WORD_CACHE_SIZE:  # artifacts ("deploy-48213") are new words every episode
+                    word_cache.clear()
                 entry = word_cache[word] = self._word(word)
             word_ids, team = entry
-            if team >= 0 and (position == 0 or before in _TEAM_AFTER_TWO or before[1] in _TEAM_AFTER_ONE):
+            if team >= 0 and (position == 0 or (before, last_word) in _TEAM_AFTER_TWO or last_word in _TEAM_AFTER_ONE):
                 pieces.append(team)
             else:
                 pieces.extend(word_ids)
-            before = (before[1], word)
+            before, last_word = last_word, word
         first, last = self.size, self.size + len(SERVICE_NAMES)
-        subject = next((i for i in pieces if first <= i < last), -1)
+        subject = -1
+        for i in pieces:
+            if first <= i < last:
+                subject = i
+                break
         array = np.array(pieces, dtype=np.int64)
         array.flags.writeable = False  # cached: shared by every caller
         return array, subject

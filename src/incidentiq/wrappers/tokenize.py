@@ -136,17 +136,24 @@ class ObservationTokenizer:
             return
         table, encode = self._table, self.vocabulary.encode_with_subject
         slot_of, last_pushed = self._slot_of, self._last_pushed
+        window = _LOGS.stop
         for line in logs[start:]:
             body = log_body(line)
             encoded, subject = encode(body)
             ids = table[encoded]
-            _push(buffer, _LOGS.start, _LOGS.stop, ids)
+            n = len(ids)
+            if n < window:  # as every line an env writes is: the general case is _push's
+                buffer[: window - n] = buffer[n:window]
+                buffer[window - n : window] = ids
+            else:
+                _push(buffer, 0, window, ids)
             slot = slot_of.get(subject, MAX_SERVICES)  # a line that names no listed service is an event
             # A repeated line ("alert still firing" each minute) says nothing new and would push the
             # slot's evidence out of its row.
             if last_pushed[slot] != body:
                 last_pushed[slot] = body
-                _push(buffer, *_ROW_OF_SLOT[slot], ids)
+                row_start, row_stop = _ROW_OF_SLOT[slot]
+                _push(buffer, row_start, row_stop, ids)
         self._last_line = logs[-1]
 
     def observe(self, obs: dict) -> dict[str, np.ndarray]:

@@ -198,7 +198,7 @@ class Vocabulary:
         """
         word_cache = self._words
         pieces: list[int] = []
-        before, last_word = "", ""  # the two words before this one
+        two_back, one_back = "", ""  # the two words before this one
         for position, word in enumerate(text.lower().split()):
             entry = word_cache.get(word)
             if entry is None:
@@ -206,11 +206,11 @@ class Vocabulary:
                     word_cache.clear()
                 entry = word_cache[word] = self._word(word)
             word_ids, team = entry
-            if team >= 0 and (position == 0 or (before, last_word) in _TEAM_AFTER_TWO or last_word in _TEAM_AFTER_ONE):
+            if team >= 0 and (position == 0 or (two_back, one_back) in _TEAM_AFTER_TWO or one_back in _TEAM_AFTER_ONE):
                 pieces.append(team)
             else:
                 pieces.extend(word_ids)
-            before, last_word = last_word, word
+            two_back, one_back = one_back, word
         first, last = self.size, self.size + len(SERVICE_NAMES)
         subject = -1
         for i in pieces:

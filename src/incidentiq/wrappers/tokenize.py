@@ -119,7 +119,8 @@ class ObservationTokenizer:
             + [np.zeros(HYPOTHESIS_LENGTH * (MAX_HYPOTHESES - len(obs["hypotheses"])), dtype=np.int64)]
         )
         self._description.flags.writeable = self._hypotheses.flags.writeable = False
-        self._rows = np.zeros(_ROWS_LENGTH, dtype=np.int64)  # no view of it is kept across calls
+        # No view of the buffer outlives a call: a copied or unpickled tokenizer would write to a detached view.
+        self._rows = np.zeros(_ROWS_LENGTH, dtype=np.int64)
         self._last_line = None
         self._last_pushed: list[str | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events: a line's text
         return self.observe(obs)
@@ -136,7 +137,7 @@ class ObservationTokenizer:
             return
         table, encode = self._table, self.vocabulary.encode_with_subject
         slot_of, last_pushed = self._slot_of, self._last_pushed
-        window = _LOGS.stop
+        window = _LOGS.stop  # the log window opens the buffer
         for line in logs[start:]:
             body = log_body(line)
             encoded, subject = encode(body)

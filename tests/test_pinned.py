@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import incidentiq
+from incidentiq.language.vocabulary import Vocabulary
 from incidentiq.wrappers import DiscreteCommands, make_rl_env
 
 EPISODES = 150
@@ -128,6 +129,17 @@ def test_text_env_trajectories_match_the_pinned_digest(env_id, split):
 @pytest.mark.parametrize("env_id", incidentiq.ENV_IDS)
 def test_walkthroughs_match_the_pinned_digest(env_id):
     assert walkthrough_digest(env_id) == WALKTHROUGH[env_id]
+
+
+def test_the_vocabulary_is_pinned():
+    """The vocabulary is read off the string constants of the simulator's modules, dict keys included.
+
+    Renaming one shifts the ids of the words after it, and a trained policy no longer reads its
+    observations: a change meant to alter the words updates this pin and re-runs the training benchmark.
+    """
+    vocabulary = Vocabulary()
+    assert vocabulary.size == 596
+    assert hashlib.sha256("\n".join(vocabulary.tokens).encode()).hexdigest()[:16] == "8a5de427d5f83ebb"
 
 
 def test_the_digest_sees_a_one_token_change():

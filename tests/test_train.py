@@ -104,6 +104,19 @@ def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(
     assert 0.0 <= first["grade"] <= 1.0 and first["steps"] >= 1
 
 
+def test_a_policy_trained_on_another_layout_is_refused_with_what_differs():
+    env = make_training_env("IncidentIQ/SingleServiceOutage-v0", n_envs=1)
+    model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs())
+    PPOAgent(model)  # the current layout is accepted
+    spaces = dict(model.observation_space.spaces)
+    spaces["metrics"] = gym.spaces.Box(0.0, 1.0, (24,), np.float32)  # an earlier layout's single metrics array
+    del spaces["error_rate_pct"]
+    model.observation_space = gym.spaces.Dict(spaces)
+    with pytest.raises(ValueError, match="no 'error_rate_pct' observation; an unknown 'metrics' observation"):
+        PPOAgent(model)
+    env.close()
+
+
 def test_any_incident_run_is_graded_on_each_task(tmp_path):
     metrics = train(
         TrainSettings(env_id="IncidentIQ/AnyIncident-v0", timesteps=64, n_envs=2, eval_every=64, eval_episodes=2,

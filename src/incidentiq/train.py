@@ -343,6 +343,7 @@ class PPOAgent:
         self.deterministic = deterministic
         self.tokenizer = ObservationTokenizer()
         self._first: dict | None = None
+        _check_layout(model, self.tokenizer)
 
     @classmethod
     def load(cls, path: str | Path, deterministic: bool = True) -> PPOAgent:
@@ -369,6 +370,27 @@ class PPOAgent:
         action, _ = self.model.predict(tokens, deterministic=self.deterministic, action_masks=mask)
         self._issued[int(action)] = 1
         return render_command(CATALOG[int(action)], *names)
+
+
+def _check_layout(model: MaskablePPO, tokenizer: ObservationTokenizer) -> None:
+    """Raise ``ValueError`` unless ``model`` reads the observations and acts in the catalog this version makes."""
+    expected = {name: space.shape for name, space in tokenizer.observation_space.spaces.items()}
+    expected["issued"] = (len(CATALOG),)
+    found = {name: space.shape for name, space in model.observation_space.spaces.items()}
+    problems = [f"no {name!r} observation" for name in sorted(expected.keys() - found.keys())]
+    problems += [f"an unknown {name!r} observation" for name in sorted(found.keys() - expected.keys())]
+    problems += [
+        f"{name!r} of shape {found[name]} instead of {shape}"
+        for name, shape in expected.items()
+        if name in found and found[name] != shape
+    ]
+    if getattr(model.action_space, "n", None) != len(CATALOG):
+        problems.append(f"an action space {model.action_space} instead of Discrete({len(CATALOG)})")
+    if problems:
+        raise ValueError(
+            "this policy was trained on another observation or action layout than this version of incidentiq "
+            f"produces ({'; '.join(problems)}); retrain it with `incidentiq train`"
+        )
 
 
 def mean_grade(agent_factory: Callable[[gym.Env], Any], env_id: str, seeds: Sequence[int],

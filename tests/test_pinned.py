@@ -21,14 +21,14 @@ from incidentiq.wrappers import DiscreteCommands, make_rl_env
 EPISODES = 150
 
 WRAPPED = {
-    ("IncidentIQ/SingleServiceOutage-v0", "train"): "b1904c5c58995887",
-    ("IncidentIQ/SingleServiceOutage-v0", "test"): "46c4834584d181c0",
-    ("IncidentIQ/CascadingFailure-v0", "train"): "8ba426c21825b852",
-    ("IncidentIQ/CascadingFailure-v0", "test"): "a37446cc09ef82ab",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "f8980fb3e96ee5fe",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "d34ab4b23d283465",
-    ("IncidentIQ/AnyIncident-v0", "train"): "96938bac41de96ea",
-    ("IncidentIQ/AnyIncident-v0", "test"): "09eb929fa5938358",
+    ("IncidentIQ/SingleServiceOutage-v0", "train"): "d08ab4aa2ad0131c",
+    ("IncidentIQ/SingleServiceOutage-v0", "test"): "e0f48dc8a6ab824a",
+    ("IncidentIQ/CascadingFailure-v0", "train"): "efd15c3432c02b24",
+    ("IncidentIQ/CascadingFailure-v0", "test"): "80857d3bd1975fe7",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "77b41cdf75b18d2e",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "ac25871c563a652d",
+    ("IncidentIQ/AnyIncident-v0", "train"): "677811dafaa7817e",
+    ("IncidentIQ/AnyIncident-v0", "test"): "babebc82e019b47e",
 }
 """Digest of ``make_rl_env(id, split=...)`` over ``EPISODES`` seeded episodes of random allowed catalog commands."""
 

@@ -38,7 +38,7 @@ from incidentiq.wrappers import (
     render_command,
     wrap_for_rl,
 )
-from incidentiq.wrappers.tokenize import SLOT_LENGTH
+from incidentiq.wrappers.tokenize import FINDING_LENGTH, SLOT_LENGTH, TEXT_LENGTHS
 
 ENV_IDS = tuple(incidentiq.ENV_IDS)
 SPLITS = ("train", "test")
@@ -619,3 +619,30 @@ def test_importing_the_wrappers_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_each_slot_keeps_its_latest_finding_beside_it():
+    env = incidentiq.make_rl_env("IncidentIQ/CascadingFailure-v0")
+    obs, _ = env.reset(seed=3)
+
+    def findings(o):
+        return o["findings"].reshape(MAX_SERVICES, FINDING_LENGTH)
+
+    def ids(row):
+        return row[row != 0].tolist()
+
+    assert not findings(obs).any(), "nothing is found before the first command"
+    look = [CATALOG.index(CatalogCommand(Verb.INVESTIGATE, slot=i)) for i in range(2)]
+    obs, *_ = env.step(look[0])
+    feedback = ids(obs["feedback"])
+    assert 0 < len(feedback) < TEXT_LENGTHS["feedback"], "the feedback row holds the whole result"
+    assert ids(findings(obs)[0]) == feedback[:FINDING_LENGTH], "slot 0 keeps the head of what its look returned"
+    assert not findings(obs)[1:].any()
+    first = findings(obs).copy()
+
+    obs, *_ = env.step(look[0])  # "Already done: ..." names slot 0 too, but is no finding
+    np.testing.assert_array_equal(findings(obs), first)
+    obs, *_ = env.step(CATALOG.index(CatalogCommand(Verb.ESCALATE)))
+    obs, *_ = env.step(look[1])
+    np.testing.assert_array_equal(findings(obs)[0], first[0])
+    assert ids(findings(obs)[1]) == ids(obs["feedback"])[:FINDING_LENGTH]

@@ -53,7 +53,14 @@ from incidentiq.sim.commands import Aspect, Fix
 from incidentiq.sim.generator import MAX_SERVICES
 from incidentiq.wrappers import CATALOG, ObservationTokenizer, catalog_mask, render_command, wrap_for_rl
 from incidentiq.wrappers.commands import MAX_HYPOTHESES
-from incidentiq.wrappers.tokenize import HYPOTHESIS_LENGTH, METRIC_HIGH, METRIC_KEYS, SLOT_LENGTH, TEXT_LENGTHS
+from incidentiq.wrappers.tokenize import (
+    FINDING_LENGTH,
+    HYPOTHESIS_LENGTH,
+    METRIC_HIGH,
+    METRIC_KEYS,
+    SLOT_LENGTH,
+    TEXT_LENGTHS,
+)
 
 SLOT_FEATURES = 8
 """Floats per slot the extractor derives: error rate, log latency, log throughput (scaled to [0, 1]),
@@ -86,8 +93,9 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
     The output is ``[slot encodings (slots x slot_dim) | roster tokens per slot
     (slots x teams) | text encoding (text_dim) | roster tokens in the feedback
     (teams) | roster assignments sent (teams) | mean embedding per hypothesis
-    row (hypotheses x embed_dim) | global floats]``; :class:`CatalogHead`
-    reads it in that layout. Each slot's encoding also sees which of that
+    row (hypotheses x embed_dim) | global floats | latest finding per slot
+    (slots x 2 embed_dim: mean and maximum)]``; :class:`CatalogHead` reads it
+    in that layout. Each slot's encoding also sees which of that
     slot's commands were already sent (the ``issued`` observation) and how
     often the other slots' rows and each text field name it (a caller's
     symptom names the dependency it waits on), with what they say: the
@@ -108,7 +116,7 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         self.slot_dim, self.text_dim = slot_dim, text_dim
         self.embed_dim = embed_dim
         features_dim = MAX_SERVICES * (slot_dim + MAX_TEAMS) + text_dim + 2 * MAX_TEAMS + MAX_HYPOTHESES * embed_dim
-        features_dim += self.n_global
+        features_dim += self.n_global + MAX_SERVICES * 2 * embed_dim
         super().__init__(observation_space, features_dim)
         vocab_size = int(observation_space["slots"].high.max()) + 1
         self.slot0, self.team0 = vocabulary.slot0, vocabulary.team0
@@ -156,7 +164,9 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         global_floats = torch.cat([*(observations[key] for key in _GLOBAL_KEYS), issued[:, self.other_commands]], -1)
         slot_floats = torch.cat([slot_floats, issued[:, self.slot_commands]], dim=-1)
         rows = observations["slots"].long().reshape(batch, MAX_SERVICES, SLOT_LENGTH)
-        pooled_rows = self._pool(rows)
+        embedded = self.embedding(rows)  # (batch, slot, token, embed): one lookup for the mean and the maximum
+        present = (rows != PAD).sum(-1, keepdim=True).clamp(min=1)
+        pooled_rows = torch.cat([embedded.sum(-2) / present, self._counts(rows)], dim=-1)
         texts = [self._pool(observations[name].long()) for name in TEXT_LENGTHS]
         # Who names slot i: the other slots' rows (a caller's symptom names its dependency) and each text field.
         row_mentions = pooled_rows[..., -_MENTIONS:-MAX_TEAMS]  # (batch, row, slot)
@@ -171,7 +181,7 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         feedback = texts[_FEEDBACK]
         feedback_names = feedback[..., -_MENTIONS:-MAX_TEAMS].clamp(max=1.0)  # (batch, slot)
         told = feedback_names.unsqueeze(-1) * feedback[:, None, : self.embed_dim]
-        strongest = self.embedding(rows).amax(-2)  # each feature's strongest token: evidence survives long rows
+        strongest = embedded.amax(-2)  # each feature's strongest token: evidence survives long rows
         slot_inputs = torch.cat([pooled_rows, strongest, heard, told, slot_floats, torch.log1p(mentions)], dim=-1)
         slots = self.slot_encoder(slot_inputs).reshape(batch, -1)
         slot_teams = pooled_rows[..., -MAX_TEAMS:].reshape(batch, -1)
@@ -180,19 +190,27 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         team_issued = issued[:, self.team_commands]
         hypotheses = observations["hypotheses"].long().reshape(batch, MAX_HYPOTHESES, HYPOTHESIS_LENGTH)
         hypotheses = self._pool(hypotheses)[..., : self.embed_dim].reshape(batch, -1)
-        return torch.cat([slots, slot_teams, texts, feedback_teams, team_issued, hypotheses, global_floats], dim=-1)
-
-
-_SLOT_ACTIONS = 1 + len(Aspect) + len(Fix)
-"""Catalog commands per slot: a general look, one look per aspect, one per fix."""
+        # Each slot's latest finding, as the mean and the maximum of its embeddings (for CatalogHead's fixes).
+        findings = observations["findings"].long().reshape(batch, MAX_SERVICES, FINDING_LENGTH)
+        embedded = self.embedding(findings)
+        present = (findings != PAD).sum(-1, keepdim=True).clamp(min=1)
+        findings = torch.cat([embedded.sum(-2) / present, embedded.amax(-2)], dim=-1).reshape(batch, -1)
+        return torch.cat(
+            [slots, slot_teams, texts, feedback_teams, team_issued, hypotheses, global_floats, findings], dim=-1
+        )
 
 
 class CatalogHead(nn.Module):
     """Action logits in :data:`~incidentiq.wrappers.CATALOG` order, computed the same way for every slot and team.
 
-    A shared network scores each slot's commands (investigations and fixes)
-    from that slot's encoding and a context of the whole incident, so evidence
-    learned in one slot position carries to every other. Each roster team's
+    A shared network scores each slot's investigations from that slot's
+    encoding and a context of the whole incident, so what it learns in one
+    slot position carries to every other. Fixes on a slot are scored by a
+    second shared network from that slot's latest finding (what
+    investigating or fixing it returned) and the context, and not from the
+    slot's own alerts: a service whose alerts always look alike (the hard
+    task's payment-service) gets the fix its finding calls for even when
+    training only ever showed that finding at another service. Each roster team's
     assignment is scored from how strongly the slots the policy attends to
     (and the latest feedback) name it, and its availability; escalate and
     resolve are scored from the context, and "resolve concluding hypothesis k"
@@ -205,7 +223,10 @@ class CatalogHead(nn.Module):
         self.embed_dim = extractor.embed_dim
         self.context = nn.Sequential(nn.Linear(2 * self.slot_dim + self.text_dim + self.n_global, hidden), nn.ReLU())
         self.slot_net = nn.Sequential(nn.Linear(self.slot_dim + hidden, hidden), nn.ReLU())
-        self.slot_logits = nn.Linear(hidden, _SLOT_ACTIONS)
+        self.slot_logits = nn.Linear(hidden, 1 + len(Aspect))
+        # Fixes on slot i: from slot i's latest finding and the context, not from its own alerts.
+        self.fix_net = nn.Sequential(nn.Linear(2 * self.embed_dim + hidden, hidden // 2), nn.ReLU(),
+                                     nn.Linear(hidden // 2, len(Fix)))
         self.attention = nn.Linear(hidden, 1)
         self.team_net = nn.Sequential(nn.Linear(4 + hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 1))
         self.other_logits = nn.Linear(hidden, 2)
@@ -226,11 +247,13 @@ class CatalogHead(nn.Module):
         team_issued = rest[:, self.text_dim + MAX_TEAMS : self.text_dim + 2 * MAX_TEAMS]
         at = self.text_dim + 2 * MAX_TEAMS
         hypotheses = rest[:, at : at + MAX_HYPOTHESES * self.embed_dim].reshape(batch, MAX_HYPOTHESES, -1)
-        global_floats = rest[:, at + MAX_HYPOTHESES * self.embed_dim :]
+        at += MAX_HYPOTHESES * self.embed_dim
+        global_floats = rest[:, at : at + self.n_global]
+        findings = rest[:, at + self.n_global :].reshape(batch, MAX_SERVICES, 2 * self.embed_dim)
         context = self.context(torch.cat([slots.mean(1), slots.amax(1), texts, global_floats], dim=-1))
         per_slot = self.slot_net(torch.cat([slots, context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)], dim=-1))
-        slot_logits = self.slot_logits(per_slot)  # (batch, slot, look + aspects + fixes)
-        looks = 1 + len(Aspect)
+        slot_logits = self.slot_logits(per_slot)  # (batch, slot, look + aspects)
+        fix_logits = self.fix_net(torch.cat([findings, context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)], dim=-1))
         weights = torch.softmax(self.attention(per_slot), dim=1)  # (batch, slot, 1)
         named = (weights * slot_teams).sum(1)  # (batch, team)
         team_inputs = torch.stack([named, feedback_teams, global_floats[:, self.available], team_issued], dim=-1)
@@ -239,9 +262,9 @@ class CatalogHead(nn.Module):
         ).squeeze(-1)
         return torch.cat(
             [
-                slot_logits[:, :, :looks].reshape(batch, -1),  # investigate slot i, aspect a: i * looks + a
+                slot_logits.reshape(batch, -1),  # investigate slot i, aspect a: i * looks + a
                 team_logits,
-                slot_logits[:, :, looks:].transpose(1, 2).reshape(batch, -1),  # fix f on slot i: f * slots + i
+                fix_logits.transpose(1, 2).reshape(batch, -1),  # fix f on slot i: f * slots + i
                 self.other_logits(context),
                 self.conclusion_net(  # resolve concluding hypothesis k
                     torch.cat([hypotheses, context.unsqueeze(1).expand(-1, MAX_HYPOTHESES, -1)], dim=-1)
@@ -262,7 +285,9 @@ class CatalogPolicy(MaskableMultiInputActorCriticPolicy):
         self.action_net = CatalogHead(self.features_extractor)
         # The head's last layers start small, as SB3 does for its action net.
         head = self.action_net
-        for layer in (head.slot_logits, head.other_logits, head.team_net[-1], head.conclusion_net[-1]):
+        last_layers = (head.slot_logits, head.fix_net[-1], head.other_logits, head.team_net[-1],
+                       head.conclusion_net[-1])
+        for layer in last_layers:
             nn.init.orthogonal_(layer.weight, gain=0.01)
             nn.init.zeros_(layer.bias)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)

@@ -38,7 +38,11 @@ _FEEDBACK = slice(_SLOTS.stop, _SLOTS.stop + TEXT_LENGTHS["feedback"])
 _ROW_OF_SLOT = (*((s, s + SLOT_LENGTH) for s in range(_SLOTS.start, _SLOTS.stop, SLOT_LENGTH)),
                 (_EVENTS.start, _EVENTS.stop))
 """Where slot i's row starts and stops in the buffer; index ``MAX_SERVICES`` is the events row."""
-_ROWS_LENGTH = _FEEDBACK.stop
+FINDING_LENGTH = 24
+"""Tokens kept of each slot's latest finding: the first ones of the last investigation or fix result
+whose feedback names that slot first."""
+_FINDINGS = slice(_FEEDBACK.stop, _FEEDBACK.stop + MAX_SERVICES * FINDING_LENGTH)
+_ROWS_LENGTH = _FINDINGS.stop
 
 
 def _right_aligned(pieces: list[np.ndarray], length: int) -> np.ndarray:
@@ -81,6 +85,8 @@ class ObservationTokenizer:
 
     def __init__(self, vocabulary: Vocabulary | None = None):
         self.vocabulary = vocabulary or Vocabulary()
+        # The first word of a command's result ("Investigated payment-service: ...", "Applied restart to ...").
+        self._result_words = frozenset(int(self.vocabulary.encode(word)[0]) for word in ("Investigated", "Applied"))
         high = self.vocabulary.size - 1
         token_box = {name: spaces.Box(0, high, (length,), np.int64) for name, length in TEXT_LENGTHS.items()}
         self.observation_space = spaces.Dict(
@@ -88,6 +94,7 @@ class ObservationTokenizer:
                 **token_box,
                 "hypotheses": spaces.Box(0, high, (MAX_HYPOTHESES * HYPOTHESIS_LENGTH,), np.int64),
                 "slots": spaces.Box(0, high, (MAX_SERVICES * SLOT_LENGTH,), np.int64),
+                "findings": spaces.Box(0, high, (MAX_SERVICES * FINDING_LENGTH,), np.int64),
                 "error_rate_pct": spaces.Box(0.0, 100.0, (MAX_SERVICES,), np.float32),
                 "latency_p99_ms": spaces.Box(0.0, METRIC_HIGH, (MAX_SERVICES,), np.float32),
                 "throughput_rps": spaces.Box(0.0, METRIC_HIGH, (MAX_SERVICES,), np.float32),
@@ -160,9 +167,19 @@ class ObservationTokenizer:
     def observe(self, obs: dict) -> dict[str, np.ndarray]:
         """The arrays of one observation (the next one of the current episode)."""
         self._read_logs(memoryview(self._rows), obs["logs"])
+        feedback = None
+        if obs["feedback"]:
+            encoded, subject = self.vocabulary.encode_with_subject(obs["feedback"])
+            feedback = self._table[encoded]
+            slot = self._slot_of.get(subject)
+            if slot is not None and encoded[0] in self._result_words:  # a result, not "Already done: ..."
+                start = _FINDINGS.start + slot * FINDING_LENGTH
+                head = feedback[:FINDING_LENGTH]
+                self._rows[start : start + FINDING_LENGTH] = 0
+                self._rows[start + FINDING_LENGTH - len(head) : start + FINDING_LENGTH] = head
         rows = self._rows.copy()
-        if obs["feedback"]:  # right-aligned in the copy's feedback row, which the buffer keeps at PAD
-            ids = self._table[self.vocabulary.encode_with_subject(obs["feedback"])[0]][-TEXT_LENGTHS["feedback"] :]
+        if feedback is not None:  # right-aligned in the copy's feedback row, which the buffer keeps at PAD
+            ids = feedback[-TEXT_LENGTHS["feedback"] :]
             rows[_FEEDBACK.stop - len(ids) : _FEEDBACK.stop] = ids
         task = self._task
         progress = self._progress.copy()
@@ -181,6 +198,7 @@ class ObservationTokenizer:
             "events": rows[_EVENTS],
             "hypotheses": self._hypotheses,
             "slots": rows[_SLOTS],
+            "findings": rows[_FINDINGS],
             # The env's own arrays: fresh every step and inside [0, METRIC_HIGH] (its observation space says so).
             "error_rate_pct": metrics["error_rate_pct"],
             "latency_p99_ms": metrics["latency_p99_ms"],
@@ -211,6 +229,12 @@ class TokenizeObservation(gym.Wrapper):
       and the fixes applied to it); a line that repeats the row's last one
       (an alert firing minute after minute) is not added again, so it cannot
       push the evidence out;
+    - ``findings``: ``MAX_SERVICES`` rows of ``FINDING_LENGTH`` ids, flattened;
+      row i holds the first ids of the latest investigation or fix result
+      whose feedback names the i-th listed service first ("Investigated
+      payment-service: ERROR payment-service: connection pool exhausted ..."),
+      so what was found about a service stays beside it however many alerts
+      follow;
     - ``events``: the episode's most recent lines that name no listed service
       (pages, acknowledgements, escalations), kept after they leave the log window;
     - ``error_rate_pct``, ``latency_p99_ms``, ``throughput_rps``: the env's
@@ -247,6 +271,7 @@ class TokenizeObservation(gym.Wrapper):
 
 
 __all__ = [
+    "FINDING_LENGTH",
     "METRIC_HIGH",
     "METRIC_KEYS",
     "PROGRESS_FEATURES",

@@ -43,6 +43,8 @@ FINDING_LENGTH = 24
 whose feedback names that slot first."""
 _FINDINGS = slice(_FEEDBACK.stop, _FEEDBACK.stop + MAX_SERVICES * FINDING_LENGTH)
 _ROWS_LENGTH = _FINDINGS.stop
+_PADDING = memoryview(np.zeros(FINDING_LENGTH, dtype=np.int64))
+"""``PAD`` ids to clear a findings row with (a memoryview copies short rows faster than numpy)."""
 
 
 def _right_aligned(pieces: list[np.ndarray], length: int) -> np.ndarray:
@@ -125,10 +127,13 @@ class ObservationTokenizer:
             [_right_aligned([table[vocabulary.encode(h)]], HYPOTHESIS_LENGTH) for h in obs["hypotheses"]]
             + [np.zeros(HYPOTHESIS_LENGTH * (MAX_HYPOTHESES - len(obs["hypotheses"])), dtype=np.int64)]
         )
-        self._description.flags.writeable = self._hypotheses.flags.writeable = False
+        self._dependencies = obs["dependencies"].reshape(-1).copy()  # the graph does not change in an episode
+        for fixed in (self._description, self._hypotheses, self._dependencies):
+            fixed.flags.writeable = False
         # No view of the buffer outlives a call: a copied or unpickled tokenizer would write to a detached view.
         self._rows = np.zeros(_ROWS_LENGTH, dtype=np.int64)
         self._last_line = None
+        self._seen: dict[str, tuple[np.ndarray, int]] = {}  # this episode's log lines: ids and slot
         self._last_pushed: list[str | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events: a line's text
         return self.observe(obs)
 
@@ -142,45 +147,52 @@ class ObservationTokenizer:
                     break
         if start == len(logs):
             return
-        table, encode = self._table, self.vocabulary.encode_with_subject
-        slot_of, last_pushed = self._slot_of, self._last_pushed
+        seen, last_pushed = self._seen, self._last_pushed
         window = _LOGS.stop  # the log window opens the buffer
         for line in logs[start:]:
             body = log_body(line)
-            encoded, subject = encode(body)
-            ids = table[encoded]
+            entry = seen.get(body)  # an alert that keeps firing repeats its line every minute
+            if entry is None:
+                encoded, subject = self.vocabulary.encode_with_subject(body)
+                entry = seen[body] = (self._table[encoded], self._slot_of.get(subject, MAX_SERVICES))
+            ids, slot = entry  # a line that names no listed service is an event (slot MAX_SERVICES)
             n = len(ids)
             if n < window:  # as every line an env writes is: the general case is _push's
                 buffer[: window - n] = buffer[n:window]
                 buffer[window - n : window] = ids
             else:
                 _push(buffer, 0, window, ids)
-            slot = slot_of.get(subject, MAX_SERVICES)  # a line that names no listed service is an event
             # A repeated line ("alert still firing" each minute) says nothing new and would push the
             # slot's evidence out of its row.
             if last_pushed[slot] != body:
                 last_pushed[slot] = body
                 row_start, row_stop = _ROW_OF_SLOT[slot]
-                _push(buffer, row_start, row_stop, ids)
+                if n < row_stop - row_start:
+                    buffer[row_start : row_stop - n] = buffer[row_start + n : row_stop]
+                    buffer[row_stop - n : row_stop] = ids
+                else:
+                    _push(buffer, row_start, row_stop, ids)
         self._last_line = logs[-1]
 
     def observe(self, obs: dict) -> dict[str, np.ndarray]:
         """The arrays of one observation (the next one of the current episode)."""
-        self._read_logs(memoryview(self._rows), obs["logs"])
+        buffer = memoryview(self._rows)
+        self._read_logs(buffer, obs["logs"])
         feedback = None
         if obs["feedback"]:
             encoded, subject = self.vocabulary.encode_with_subject(obs["feedback"])
             feedback = self._table[encoded]
             slot = self._slot_of.get(subject)
             if slot is not None and encoded[0] in self._result_words:  # a result, not "Already done: ..."
-                start = _FINDINGS.start + slot * FINDING_LENGTH
+                stop = _FINDINGS.start + (slot + 1) * FINDING_LENGTH
                 head = feedback[:FINDING_LENGTH]
-                self._rows[start : start + FINDING_LENGTH] = 0
-                self._rows[start + FINDING_LENGTH - len(head) : start + FINDING_LENGTH] = head
+                n = len(head)
+                buffer[stop - FINDING_LENGTH : stop - n] = _PADDING[: FINDING_LENGTH - n]
+                buffer[stop - n : stop] = head
         rows = self._rows.copy()
         if feedback is not None:  # right-aligned in the copy's feedback row, which the buffer keeps at PAD
             ids = feedback[-TEXT_LENGTHS["feedback"] :]
-            rows[_FEEDBACK.stop - len(ids) : _FEEDBACK.stop] = ids
+            memoryview(rows)[_FEEDBACK.stop - len(ids) : _FEEDBACK.stop] = ids
         task = self._task
         progress = self._progress.copy()
         # Conditional expressions and .item(), not min() and [0]: this runs every step.
@@ -205,7 +217,7 @@ class ObservationTokenizer:
             "throughput_rps": metrics["throughput_rps"],
             "status": metrics["status"],
             "investigated": obs["investigated"],
-            "dependencies": obs["dependencies"].reshape(-1),
+            "dependencies": self._dependencies,
             "available": obs["team_roster"]["available"],
             "progress": progress,
         }
@@ -246,7 +258,7 @@ class TokenizeObservation(gym.Wrapper):
 
     Scaling is left to the policy (``incidentiq.train`` takes logarithms of
     latency and throughput), which keeps this wrapper cheap per step. Arrays
-    fixed for the episode (``description``, ``hypotheses``) are shared between
+    fixed for the episode (``description``, ``hypotheses``, ``dependencies``) are shared between
     its steps and read-only.
 
     Every id lies in ``[0, vocabulary.size)``: services are slot tokens, teams

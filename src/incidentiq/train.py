@@ -147,6 +147,15 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         present = (ids != PAD).sum(-1, keepdim=True).clamp(min=1)
         return torch.cat([self.embedding(ids).sum(-2) / present, self._counts(ids)], dim=-1)
 
+    def _mean_and_max(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., L) ids -> the mean (padding left out) and the elementwise maximum of their embeddings.
+
+        One lookup serves both: a finding stays visible in the maximum however many tokens share its row.
+        """
+        embedded = self.embedding(ids)
+        present = (ids != PAD).sum(-1, keepdim=True).clamp(min=1)
+        return embedded.sum(-2) / present, embedded.amax(-2)
+
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         """Features for the policy and value heads."""
         metrics = torch.stack([observations[key] for key in METRIC_KEYS], dim=1)  # (batch, 3, slots)
@@ -164,9 +173,8 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         global_floats = torch.cat([*(observations[key] for key in _GLOBAL_KEYS), issued[:, self.other_commands]], -1)
         slot_floats = torch.cat([slot_floats, issued[:, self.slot_commands]], dim=-1)
         rows = observations["slots"].long().reshape(batch, MAX_SERVICES, SLOT_LENGTH)
-        embedded = self.embedding(rows)  # (batch, slot, token, embed): one lookup for the mean and the maximum
-        present = (rows != PAD).sum(-1, keepdim=True).clamp(min=1)
-        pooled_rows = torch.cat([embedded.sum(-2) / present, self._counts(rows)], dim=-1)
+        mean, strongest = self._mean_and_max(rows)  # the maximum: evidence survives long rows
+        pooled_rows = torch.cat([mean, self._counts(rows)], dim=-1)
         texts = [self._pool(observations[name].long()) for name in TEXT_LENGTHS]
         # Who names slot i: the other slots' rows (a caller's symptom names its dependency) and each text field.
         row_mentions = pooled_rows[..., -_MENTIONS:-MAX_TEAMS]  # (batch, row, slot)
@@ -181,7 +189,6 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         feedback = texts[_FEEDBACK]
         feedback_names = feedback[..., -_MENTIONS:-MAX_TEAMS].clamp(max=1.0)  # (batch, slot)
         told = feedback_names.unsqueeze(-1) * feedback[:, None, : self.embed_dim]
-        strongest = embedded.amax(-2)  # each feature's strongest token: evidence survives long rows
         slot_inputs = torch.cat([pooled_rows, strongest, heard, told, slot_floats, torch.log1p(mentions)], dim=-1)
         slots = self.slot_encoder(slot_inputs).reshape(batch, -1)
         slot_teams = pooled_rows[..., -MAX_TEAMS:].reshape(batch, -1)
@@ -192,9 +199,7 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         hypotheses = self._pool(hypotheses)[..., : self.embed_dim].reshape(batch, -1)
         # Each slot's latest finding, as the mean and the maximum of its embeddings (for CatalogHead's fixes).
         findings = observations["findings"].long().reshape(batch, MAX_SERVICES, FINDING_LENGTH)
-        embedded = self.embedding(findings)
-        present = (findings != PAD).sum(-1, keepdim=True).clamp(min=1)
-        findings = torch.cat([embedded.sum(-2) / present, embedded.amax(-2)], dim=-1).reshape(batch, -1)
+        findings = torch.cat(self._mean_and_max(findings), dim=-1).reshape(batch, -1)
         return torch.cat(
             [slots, slot_teams, texts, feedback_teams, team_issued, hypotheses, global_floats, findings], dim=-1
         )

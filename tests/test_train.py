@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("sb3_contrib")
 pytest.importorskip("torch")
 
+import torch  # noqa: E402
 from sb3_contrib import MaskablePPO  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import SubprocVecEnv  # noqa: E402
@@ -104,6 +105,29 @@ def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(
     assert 0.0 <= first["grade"] <= 1.0 and first["steps"] >= 1
 
 
+def test_the_first_policy_to_reach_the_target_is_kept_and_graded_on_the_final_seeds(tmp_path, monkeypatch):
+    import incidentiq.train as training
+
+    env_id = "IncidentIQ/SingleServiceOutage-v0"
+    settings = TrainSettings(env_id=env_id, timesteps=128, n_envs=2, eval_every=64, eval_episodes=2,
+                             final_episodes=3, out=tmp_path, ppo=TINY)
+    kept = tmp_path / "model_at_target.zip"
+    kept.write_bytes(b"left by an earlier run")
+    monkeypatch.setattr(training, "TARGET_GRADE", 1.01)  # out of reach
+    metrics = train(settings, progress=False)
+    assert metrics["steps_to_target"] is None and metrics["grade_at_target"] is None
+    assert not kept.exists(), "an earlier run's policy is not passed off as this run's"
+
+    monkeypatch.setattr(training, "TARGET_GRADE", 0.0)  # the curve's first point, before any update, reaches it
+    metrics = train(settings, progress=False)
+    assert metrics["steps_to_target"] == 0
+    first, final = PPOAgent.load(kept), PPOAgent.load(tmp_path / "model.zip")
+    first_params = first.model.policy.state_dict()
+    assert any(not torch.equal(first_params[k], v) for k, v in final.model.policy.state_dict().items()), (
+        "the kept policy is the untrained one, not the final one")
+    assert metrics["grade_at_target"] == {env_id: training.mean_grade(lambda env: first, env_id, range(3))}
+
+
 def test_a_policy_trained_on_another_layout_is_refused_with_what_differs():
     env = make_training_env("IncidentIQ/SingleServiceOutage-v0", n_envs=1)
     model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs())
@@ -169,6 +193,23 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     (row,) = report["results"]
     assert row["timesteps"] >= 64 and row["passes"] is False
     assert (tmp_path / "bench_training.json").is_file() and (tmp_path / "learning_curves.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("grade_at_target", "steps", "seconds", "expected"),
+    [
+        ({"easy": 0.93}, 120_000, 600.0, True),
+        ({"easy": 0.89}, 120_000, 600.0, False),  # the curve's 100 incidents said 0.9, the final 200 do not
+        ({"easy": 0.93}, 120_000, 901.0, False),  # over 15 minutes of training
+        ({"easy": 0.93, "hard": 0.85}, 120_000, 600.0, False),  # AnyIncident: every task counts
+        (None, None, None, False),  # never reached
+    ],
+)
+def test_training_benchmark_passes_the_first_policy_to_reach_the_target_within_budget(
+        grade_at_target, steps, seconds, expected):
+    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    metrics = {"grade_at_target": grade_at_target, "steps_to_target": steps, "seconds_to_target": seconds}
+    assert bench.passes(metrics) is expected
 
 
 def test_training_benchmark_keeps_the_rows_of_ids_it_does_not_retrain(tmp_path):

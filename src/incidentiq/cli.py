@@ -696,7 +696,12 @@ def _train_command(args: argparse.Namespace) -> int:
             f"(random {reference['random']:.3f}, heuristic {reference['heuristic']:.3f})"
         )
     reached = metrics["steps_to_target"]
-    target = f"reached {metrics['target_grade']} at {reached} steps" if reached else "did not reach the target"
+    if reached:
+        grades = ", ".join(f"{grade:.3f}" for grade in metrics["grade_at_target"].values())
+        target = (f"reached {metrics['target_grade']} at {reached} steps, {metrics['seconds_to_target']:.0f} s "
+                  f"of training (that policy: {grades} over {settings.final_episodes} incidents)")
+    else:
+        target = "did not reach the target"
     print(f"{metrics['timesteps']} steps in {metrics['wall_seconds']:.0f} s; {target}")
     print(f"wrote {out / 'model.zip'}, {out / 'metrics.json'} and {out / 'learning_curve.png'}")
     return 0

@@ -166,12 +166,7 @@ class ObservationTokenizer:
             # slot's evidence out of its row.
             if last_pushed[slot] != body:
                 last_pushed[slot] = body
-                row_start, row_stop = _ROW_OF_SLOT[slot]
-                if n < row_stop - row_start:
-                    buffer[row_start : row_stop - n] = buffer[row_start + n : row_stop]
-                    buffer[row_stop - n : row_stop] = ids
-                else:
-                    _push(buffer, row_start, row_stop, ids)
+                _push(buffer, *_ROW_OF_SLOT[slot], ids)
         self._last_line = logs[-1]
 
     def observe(self, obs: dict) -> dict[str, np.ndarray]:

@@ -25,10 +25,10 @@ WRAPPED = {
     ("IncidentIQ/SingleServiceOutage-v0", "test"): "e0f48dc8a6ab824a",
     ("IncidentIQ/CascadingFailure-v0", "train"): "efd15c3432c02b24",
     ("IncidentIQ/CascadingFailure-v0", "test"): "80857d3bd1975fe7",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "77b41cdf75b18d2e",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "ac25871c563a652d",
-    ("IncidentIQ/AnyIncident-v0", "train"): "677811dafaa7817e",
-    ("IncidentIQ/AnyIncident-v0", "test"): "babebc82e019b47e",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "328ba51ac5e42331",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "cc93ec1b337d4860",
+    ("IncidentIQ/AnyIncident-v0", "train"): "5b7e948a81ffb3b5",
+    ("IncidentIQ/AnyIncident-v0", "test"): "5e62cb0dc0b6d8b7",
 }
 """Digest of ``make_rl_env(id, split=...)`` over ``EPISODES`` seeded episodes of random allowed catalog commands."""
 
@@ -37,10 +37,10 @@ RAW = {
     ("IncidentIQ/SingleServiceOutage-v0", "test"): "ac1b3a01e3c7388b",
     ("IncidentIQ/CascadingFailure-v0", "train"): "a23323639e5e5872",
     ("IncidentIQ/CascadingFailure-v0", "test"): "641bb73fa682407c",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "dfee0d52b5fa38d7",
-    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "ca059186966846b7",
-    ("IncidentIQ/AnyIncident-v0", "train"): "06064f1300991d5a",
-    ("IncidentIQ/AnyIncident-v0", "test"): "021f275cdf91700d",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "train"): "c92740705484db8d",
+    ("IncidentIQ/AmbiguousPaymentDegradation-v0", "test"): "2d4ea84679b1c6cc",
+    ("IncidentIQ/AnyIncident-v0", "train"): "d7859d7f0e308525",
+    ("IncidentIQ/AnyIncident-v0", "test"): "dceac2685c83ba12",
 }
 """Digest of ``DiscreteCommands(gym.make(id, split=...))``, the text env under the same random catalog play."""
 
@@ -52,8 +52,8 @@ so the pinned grades count wasted steps and premature resolves."""
 WALKTHROUGH = {
     "IncidentIQ/SingleServiceOutage-v0": "1bb19b51596c641d",
     "IncidentIQ/CascadingFailure-v0": "49eba5d43885f63a",
-    "IncidentIQ/AmbiguousPaymentDegradation-v0": "153d29ca61334480",
-    "IncidentIQ/AnyIncident-v0": "b44ed1f1d693e282",
+    "IncidentIQ/AmbiguousPaymentDegradation-v0": "5cece238c93407e7",
+    "IncidentIQ/AnyIncident-v0": "89859375be6fbcb1",
 }
 """Digest of ``gym.make(id, split="all")`` playing each incident's walkthrough (after some ``DETOURS``)."""
 

@@ -31,9 +31,9 @@ RUNBOOK: tuple[tuple[re.Pattern[str], str, str], ...] = (
 _OWNER = re.compile(r"INFO catalog: (\S+) is owned by (\S+);")
 _INVESTIGATED = re.compile(r"^Investigated (\S+): (.*)$")
 _SERVICE = re.compile("|".join(sorted((re.escape(s) for s in SERVICE_NAMES), key=len, reverse=True)))
-_HARD_PLAN = (("db-primary", ""), ("stripe-api", ""), ("payment-service", "memory"))
-_LEAD_ASPECT = {"db-primary": "database", "stripe-api": "upstream"}
-"""In the hard task a hypothesis site that points elsewhere also says which question to ask there."""
+_HARD_PLAN = (("db-primary", "database"), ("stripe-api", "upstream"), ("payment-service", "memory"))
+"""The hard task's three hypothesis sites, each asked the question that settles its hypothesis. A site
+that points elsewhere points at the root, which answers the same question."""
 
 
 class HeuristicAgent:
@@ -54,6 +54,7 @@ class HeuristicAgent:
         self.mitigated = False
         self.plan = list(_HARD_PLAN) if obs["hypotheses"] else []
         self.asked: set[str] = set()
+        self.aspect = ""  # what the last investigation asked: a lead it turns up is asked the same
 
     def act(self, obs: dict, info: dict) -> str:
         """Read the new observation, then investigate, escalate, assign, fix or resolve."""
@@ -96,7 +97,7 @@ class HeuristicAgent:
                         break
             for named in _SERVICE.findall(finding):
                 if named != service and named not in self.investigated and named in obs["affected_services"]:
-                    self.leads.append((named, _LEAD_ASPECT.get(service, "") if obs["hypotheses"] else ""))
+                    self.leads.append((named, self.aspect))
 
     def _investigate_next(self, obs: dict) -> str:
         for queue in (self.leads, self.plan):
@@ -105,6 +106,7 @@ class HeuristicAgent:
                 command = f"investigate {service} {aspect}".strip()
                 if command not in self.asked:
                     self.asked.add(command)
+                    self.aspect = aspect
                     return command
         services = list(obs["affected_services"])
         signatures, alerting = set(), set()
@@ -120,4 +122,5 @@ class HeuristicAgent:
             return "escalate"
         best = max(candidates, key=lambda s: (s in signatures, s in alerting, float(error[services.index(s)])))
         self.asked.add(f"investigate {best}")
+        self.aspect = ""
         return f"investigate {best}"

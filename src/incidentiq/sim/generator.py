@@ -96,8 +96,13 @@ class Incident(NamedTuple):
 
     @property
     def diagnostic_aspect(self) -> Aspect | None:
-        """The aspect an investigation of the root needs to reveal the cause (hard task only)."""
-        if self.hypothesis is not None and self.root == _PAYMENT:
+        """The aspect an investigation of the root needs to reveal the cause (hard task only).
+
+        In the hard task every root answers only the question its fault calls for (memory for a
+        leak, database for a pool or the database itself, upstream for a rate limit), so the
+        question is part of the skill: a pointer from a hypothesis site says which one to ask next.
+        """
+        if self.hypothesis is not None:
             return self.family.aspect
         return None
 

@@ -630,8 +630,7 @@ def test_hard_task_metrics_do_not_point_at_the_root(make_env):
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_hard_task_payment_database_look_reveals_only_held_out_pool_exhaustion(make_env, split):
     """Asking payment-service about its database shows a root's evidence only when the root is
-    payment-service's own pool, a cause the train split holds out (the README's account of why
-    trained policies miss it)."""
+    payment-service's own pool, a cause the train split holds out."""
     env = make_env(HARD_ID, split=split)
     revealing = collections.Counter()
     for seed in range(300):
@@ -642,3 +641,25 @@ def test_hard_task_payment_database_look_reveals_only_held_out_pool_exhaustion(m
         revealing[cause] += env.unwrapped.trajectory[-1].revealed
         assert env.unwrapped.trajectory[-1].revealed is (cause == ("connection_pool_exhaustion", "payment-service"))
     assert (revealing[("connection_pool_exhaustion", "payment-service")] > 50) is (split == "test")
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_hard_task_root_shows_its_cause_only_to_the_question_its_fault_calls_for(make_env, split):
+    """Wherever the hard task's fault sits, of the six questions (a general look and each aspect)
+    only the fault's own aspect reveals it, so the train split teaches which question to ask."""
+    from incidentiq.sim.commands import Aspect
+
+    env = make_env(HARD_ID, split=split)
+    roots = set()
+    for seed in range(60):
+        for aspect in (None, *Aspect):
+            env.reset(seed=seed)
+            incident = env.unwrapped.incident
+            obs, _, _, _, info = env.step(f"investigate {incident.root} {aspect.value if aspect else ''}".strip())
+            revealed = env.unwrapped.trajectory[-1].revealed
+            assert revealed is (aspect is incident.family.aspect), (seed, incident.family.name, incident.root, aspect)
+            assert info["reward_components"]["investigate"] == (0.23 if revealed else 0.15)
+            if not revealed and incident.root != "payment-service":  # which answers each hypothesis's question
+                assert "nothing conclusive" in obs["feedback"], obs["feedback"]
+        roots.add(incident.root)
+    assert len(roots) >= 3  # the fault sits in several services, not only payment-service

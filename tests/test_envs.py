@@ -659,7 +659,7 @@ def test_hard_task_root_shows_its_cause_only_to_the_question_its_fault_calls_for
             revealed = env.unwrapped.trajectory[-1].revealed
             assert revealed is (aspect is incident.family.aspect), (seed, incident.family.name, incident.root, aspect)
             assert info["reward_components"]["investigate"] == (0.23 if revealed else 0.15)
-            if not revealed and incident.root != "payment-service":  # which answers each hypothesis's question
+            if not revealed and incident.root != "payment-service":  # it rules the other hypotheses out instead
                 assert "nothing conclusive" in obs["feedback"], obs["feedback"]
         roots.add(incident.root)
     assert len(roots) >= 3  # the fault sits in several services, not only payment-service

@@ -78,10 +78,10 @@ class IncidentEnv(gym.Env[dict, str]):
     to", "kill query"), case-insensitively, with or without ``mitigate:``.
     A command naming two verbs, two fixes, two services or two teams is
     rejected as ambiguous. Investigating a service shows its owner and its
-    direct dependencies. An aspect steers what is shown; in the hard task
-    the service at fault shows its cause only to the aspect the fault
-    concerns (memory for a leak, database for pools and queries, upstream
-    for rate limits). A busy owner does not acknowledge an assignment
+    direct dependencies. In the hard task the service at fault shows its
+    cause only when asked about the aspect the fault concerns (memory for a
+    leak, database for pools and queries, upstream for rate limits); in the
+    other tasks a general look shows as much as any aspect. A busy owner does not acknowledge an assignment
     until ``escalate`` pages the secondary on-call; P0 incidents also call
     for an escalation. Invalid commands take one minute.
 

@@ -81,9 +81,10 @@ class IncidentEnv(gym.Env[dict, str]):
     direct dependencies. In the hard task the service at fault shows its
     cause only when asked about the aspect the fault concerns (memory for a
     leak, database for pools and queries, upstream for rate limits); in the
-    other tasks a general look shows as much as any aspect. A busy owner does not acknowledge an assignment
-    until ``escalate`` pages the secondary on-call; P0 incidents also call
-    for an escalation. Invalid commands take one minute.
+    other tasks a general look shows as much as any aspect. A busy owner
+    does not acknowledge an assignment until ``escalate`` pages the
+    secondary on-call; P0 incidents also call for an escalation. Invalid
+    commands take one minute.
 
     ## Observation Space
 

@@ -365,18 +365,15 @@ class World:
         """The hard task: the root only answers the right question; the sites settle hypotheses."""
         incident = self.incident
         truth, root, fields = incident.hypothesis, incident.root, self.fields
-        if name == root and aspect is incident.family.aspect:
+        if name == root and aspect is incident.diagnostic_aspect:
             return [t.format_map(fields) for t in incident.family.evidence]
-        where = aspect.value if aspect else "general logs"
-        inconclusive = f"WARN {name}: error rate and retries rising; nothing conclusive in {where}"
-        if name == _PAYMENT:
-            asked = _HYPOTHESIS_OF_ASPECT.get(aspect)
-            if asked is None:
-                return [inconclusive]
+        asked = _HYPOTHESIS_OF_ASPECT.get(aspect) if name == _PAYMENT else None
+        if asked is not None:  # payment-service settles the hypothesis it is asked about
             evidence = HYPOTHESES[asked]
             return [(evidence.payment_pointer if asked is truth else evidence.payment_ruled_out).format_map(fields)]
-        if name == root:  # asked the wrong question: the root's symptoms, not its cause
-            return [inconclusive]
+        if name in (root, _PAYMENT):  # the wrong question: symptoms, not the cause
+            where = aspect.value if aspect else "general logs"
+            return [f"WARN {name}: error rate and retries rising; nothing conclusive in {where}"]
         for hypothesis, evidence in HYPOTHESES.items():
             if evidence.site == name:
                 return [(evidence.site_pointer if hypothesis is truth else evidence.ruled_out).format_map(fields)]

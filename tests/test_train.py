@@ -75,6 +75,38 @@ def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():
     env.close()
 
 
+@pytest.mark.parametrize("subprocess", [False, True])
+def test_a_mixed_training_env_plays_each_id_it_was_given_seeded_as_make_vec_env_seeds(subprocess):
+    easy, medium, hard = (f"IncidentIQ/{name}-v0" for name in
+                          ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation"))
+    mixed = make_training_env(hard, n_envs=4, seed=3, subprocess=subprocess, mix=[(easy, 1), (medium, 1)])
+    assert [spec.id for spec in mixed.get_attr("spec")] == [hard, hard, easy, medium]
+    first = mixed.reset()
+    tasks = first["progress"][:, 5 : 5 + 3]  # the task one-hot: easy, medium, hard
+    assert tasks.argmax(1).tolist() == [2, 2, 0, 1]
+    # Env k's first incident is seed 3 + k of its own id, as make_vec_env would draw it.
+    alone = make_training_env(easy, n_envs=3, seed=3)
+    assert np.array_equal(first["description"][2], alone.reset()["description"][2])
+    model = MaskablePPO(CatalogPolicy, mixed, seed=0, device="cpu", **TINY.model_kwargs())
+    model.learn(64)
+    assert model.num_timesteps >= 64
+    mixed.close()
+    alone.close()
+
+
+def test_a_mix_that_leaves_no_env_for_the_task_or_names_no_id_is_refused(tmp_path, capsys):
+    easy = "IncidentIQ/SingleServiceOutage-v0"
+    with pytest.raises(ValueError, match="leave at least one"):
+        train(TrainSettings(n_envs=2, mix=((easy, 2),), out=tmp_path / "none"))
+    assert not (tmp_path / "none").exists(), "nothing is written for a bad mix"
+    with pytest.raises(ValueError, match="unknown env id 'IncidentIQ/Nope-v0' in the mix"):
+        train(TrainSettings(mix=(("IncidentIQ/Nope-v0", 1),), out=tmp_path))
+    assert main(["train", "--n-envs", "2", "--mix", "single_service_outage=2", "--out", str(tmp_path)]) == 2
+    assert "leave at least one" in capsys.readouterr().err
+    assert main(["train", "--mix", "single_service_outage"]) == 2
+    assert "expected TASK=K" in capsys.readouterr().err
+
+
 def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path):
     scratch = Path(tempfile.gettempdir())  # the fixture's: where SB3's default logger would make a folder
     settings = TrainSettings(

@@ -5,7 +5,7 @@ incidentiq play [--task T] [--seed S] [--split train|test|all]
 incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed S] [--json PATH] [--quiet]
                     [--by-cause] [--log-steps | --no-log-steps]
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
-incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--quiet]
+incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K] [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -657,6 +657,15 @@ def _serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mix_entry(text: str) -> tuple[str, int]:
+    """``TASK=K`` as ``(env id, K)``."""
+    task, sep, count = text.rpartition("=")
+    if not sep:
+        raise ValueError(f"expected TASK=K, such as single_service_outage=2, got {text!r}")
+    (choice,) = resolve_tasks(task, allow_all=False)
+    return choice.env_id, _int_at_least(1)(count)
+
+
 def _port_number(text: str) -> int:
     port = _int_at_least(1)(text)
     if port > 65535:
@@ -669,10 +678,14 @@ def _port_number(text: str) -> int:
 
 def _train_command(args: argparse.Namespace) -> int:
     try:
-        from incidentiq.train import TrainSettings, train
+        from incidentiq.train import TrainSettings, mixed_env_ids, train
     except ImportError as exc:
         raise UsageError(str(exc)) from exc
     (task,) = args.task
+    try:
+        mixed_env_ids(task.env_id, args.n_envs, args.mix)
+    except ValueError as exc:
+        raise UsageError(f"--mix: {exc}") from exc
     out = Path(args.out) if args.out else Path("runs") / task.task_id
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a directory")
@@ -686,6 +699,7 @@ def _train_command(args: argparse.Namespace) -> int:
         eval_episodes=args.eval_episodes,
         final_episodes=args.final_episodes,
         out=out,
+        mix=tuple(args.mix),
     )
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     metrics = train(settings, progress=not args.quiet, log=say)
@@ -860,6 +874,15 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--seed", type=seed_type, default=0, metavar="S", help="default: 0")
     train_parser.add_argument("--out", metavar="DIR", help="output directory (default: runs/TASK)")
     train_parser.add_argument("--subprocess", action="store_true", help="step the envs in subprocesses")
+    train_parser.add_argument(
+        "--mix",
+        type=_argument_type("mix", _mix_entry),
+        action="append",
+        default=[],
+        metavar="T=K",
+        help="let K of the envs play task T's incidents instead (repeatable; their steps count toward --timesteps, "
+        "the grades stay on --task), e.g. --mix single_service_outage=2",
+    )
     train_parser.add_argument(
         "--eval-every", type=count, default=10_000, metavar="N", help="env steps between curve points (default: 10000)"
     )

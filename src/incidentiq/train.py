@@ -36,6 +36,7 @@ try:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.utils import LinearSchedule
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -343,16 +344,51 @@ class PPOSettings:
         }
 
 
-def make_training_env(env_id: str, n_envs: int = 8, seed: int = 0, subprocess: bool = False, split: str = "train"):
-    """A vector env of ``env_id`` wrapped for SB3 (``make_vec_env`` with :func:`wrap_for_rl`)."""
-    return make_vec_env(
-        f"incidentiq:{env_id}",
-        n_envs=n_envs,
-        seed=seed,
-        env_kwargs={"split": split, "render_mode": None},  # make_vec_env would ask for "rgb_array"
-        wrapper_class=wrap_for_rl,
-        vec_env_cls=SubprocVecEnv if subprocess else DummyVecEnv,
-    )
+def make_training_env(env_id: str, n_envs: int = 8, seed: int = 0, subprocess: bool = False, split: str = "train",
+                      mix: Sequence[tuple[str, int]] = ()):
+    """A vector env of ``env_id`` wrapped for SB3 (``make_vec_env`` with :func:`wrap_for_rl`).
+
+    ``mix`` hands some of the ``n_envs`` to other ids: with
+    ``(("IncidentIQ/SingleServiceOutage-v0", 2),)`` the last two envs play
+    easy incidents and the others ``env_id``'s. Each env is made, seeded and
+    wrapped as ``make_vec_env`` does it.
+    """
+    ids = mixed_env_ids(env_id, n_envs, mix)
+    vec_env_cls = SubprocVecEnv if subprocess else DummyVecEnv
+    kwargs = {"split": split, "render_mode": None}  # make_vec_env would ask for "rgb_array"
+    if not mix:
+        return make_vec_env(f"incidentiq:{env_id}", n_envs=n_envs, seed=seed, env_kwargs=kwargs,
+                            wrapper_class=wrap_for_rl, vec_env_cls=vec_env_cls)
+
+    def make(rank: int) -> Callable[[], gym.Env]:
+        def build() -> gym.Env:
+            env = gym.make(f"incidentiq:{ids[rank]}", **kwargs)
+            env.action_space.seed(seed + rank)
+            return wrap_for_rl(Monitor(env))
+
+        return build
+
+    vec_env = vec_env_cls([make(rank) for rank in range(n_envs)])
+    vec_env.seed(seed)  # each env's first reset takes seed + rank
+    return vec_env
+
+
+def mixed_env_ids(env_id: str, n_envs: int, mix: Sequence[tuple[str, int]] = ()) -> list[str]:
+    """The id each of ``n_envs`` training envs plays: ``env_id``, then each of ``mix``'s ids as many times as it says.
+
+    >>> ids = mixed_env_ids("IncidentIQ/CascadingFailure-v0", 3, [("IncidentIQ/SingleServiceOutage-v0", 1)])
+    >>> [env_id.removeprefix("IncidentIQ/") for env_id in ids]
+    ['CascadingFailure-v0', 'CascadingFailure-v0', 'SingleServiceOutage-v0']
+    """
+    for other, count in mix:
+        if other not in ENV_IDS:
+            raise ValueError(f"unknown env id {other!r} in the mix; choose one of {', '.join(ENV_IDS)}")
+        if count < 1:
+            raise ValueError(f"each id of the mix needs at least one env, got {count} for {other}")
+    mixed = [other for other, count in mix for _ in range(count)]
+    if len(mixed) >= n_envs:
+        raise ValueError(f"the mix takes {len(mixed)} of {n_envs} envs; leave at least one for {env_id}")
+    return [env_id] * (n_envs - len(mixed)) + mixed
 
 
 # ---- playing a trained policy ----------------------------------------------------------------
@@ -498,7 +534,13 @@ class GradeCurve(BaseCallback):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """One training run: what to train on, for how long, and where to write it."""
+    """One training run: what to train on, for how long, and where to write it.
+
+    ``mix`` lets some of the ``n_envs`` training envs play other ids'
+    incidents (see :func:`make_training_env`); every one of their steps
+    counts toward ``timesteps``, and the curve and final grade stay on
+    ``env_id``'s held-out incidents.
+    """
 
     env_id: str = "IncidentIQ/CascadingFailure-v0"
     timesteps: int = 200_000
@@ -510,6 +552,7 @@ class TrainSettings:
     final_episodes: int = 200
     out: Path = Path("runs/cascading_failure")
     stop_at: float | None = None
+    mix: tuple[tuple[str, int], ...] = ()
     ppo: PPOSettings = PPOSettings()
 
 
@@ -531,11 +574,12 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
         raise ValueError(f"unknown env id {settings.env_id!r}; choose one of {', '.join(ENV_IDS)}")
     if settings.timesteps < 1:
         raise ValueError(f"timesteps must be positive, got {settings.timesteps}")
+    mixed_env_ids(settings.env_id, settings.n_envs, settings.mix)  # a bad mix fails before anything is written
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     ppo = dataclasses.replace(settings.ppo, n_envs=settings.n_envs)
-    env = make_training_env(settings.env_id, ppo.n_envs, settings.seed, settings.subprocess)
+    env = make_training_env(settings.env_id, ppo.n_envs, settings.seed, settings.subprocess, mix=settings.mix)
     model = MaskablePPO(CatalogPolicy, env, seed=settings.seed, device="cpu", verbose=0, **ppo.model_kwargs())
     model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty folder in /tmp per run
     say = log or (lambda text: None)
@@ -630,6 +674,7 @@ __all__ = [
     "TrainSettings",
     "make_training_env",
     "mean_grade",
+    "mixed_env_ids",
     "plot_learning_curve",
     "reference_grades",
     "train",

@@ -225,6 +225,21 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     (row,) = report["results"]
     assert row["timesteps"] >= 64 and row["passes"] is False
     assert (tmp_path / "bench_training.json").is_file() and (tmp_path / "learning_curves.png").is_file()
+    assert row["mix"] == [], "the easy task trains on its own incidents"
+
+
+def test_training_benchmark_mixes_easier_incidents_into_the_hard_task_unless_told_not_to(tmp_path):
+    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    hard = "IncidentIQ/AmbiguousPaymentDegradation-v0"
+    report = bench.main(["--env-ids", hard, "--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2",
+                         "--final-episodes", "2", "--out-dir", str(tmp_path)])
+    expected = [["IncidentIQ/SingleServiceOutage-v0", 2], ["IncidentIQ/CascadingFailure-v0", 2]]
+    assert report["results"][0]["mix"] == expected
+    saved = json.loads((tmp_path / "training" / "AmbiguousPaymentDegradation" / "metrics.json").read_text())
+    assert saved["settings"]["mix"] == expected
+    assert set(saved["final_test_grade"]) == {hard}, "the grades stay on the hard task"
+    assert "trained with 2 envs of SingleServiceOutage-v0" in bench.format_report(report)
+    assert bench.parse_settings(["--no-mix"]).mix is False
 
 
 @pytest.mark.parametrize(

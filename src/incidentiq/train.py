@@ -651,7 +651,12 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
             value = float(np.mean([grades[name] for grades in references.values()]))
             ax.axhline(value, color=color, linestyle="--", linewidth=1, label=f"{name} ({value:.2f})")
         ax.axhline(metrics["target_grade"], color="0.6", linestyle=":", linewidth=1)
-        ax.set_title(env_id.removeprefix("IncidentIQ/"), fontsize=9)
+        title = env_id.removeprefix("IncidentIQ/")
+        settings = metrics.get("settings", {})
+        mixed = sum(count for _, count in settings.get("mix", ()))
+        if mixed:  # some envs played other tasks' incidents
+            title += f" ({mixed} of {settings['n_envs']} envs other tasks)"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("env steps")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)

@@ -646,7 +646,7 @@ def test_hard_task_payment_database_look_reveals_only_held_out_pool_exhaustion(m
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_hard_task_root_shows_its_cause_only_to_the_question_its_fault_calls_for(make_env, split):
     """Wherever the hard task's fault sits, of the six questions (a general look and each aspect)
-    only the fault's own aspect reveals it, so the train split teaches which question to ask."""
+    only the fault's own aspect reveals it: which question to ask is part of what a policy learns."""
     from incidentiq.sim.commands import Aspect
 
     env = make_env(HARD_ID, split=split)

@@ -43,6 +43,8 @@ FINDING_LENGTH = 24
 whose feedback names that slot first."""
 _FINDINGS = slice(_FEEDBACK.stop, _FEEDBACK.stop + MAX_SERVICES * FINDING_LENGTH)
 _ROWS_LENGTH = _FINDINGS.stop
+_RESULT_PREFIXES = ("Investigated ", "Applied ")
+"""How the feedback of an investigation or a fix opens ("Investigated payment-service: ...")."""
 _PADDING = memoryview(np.zeros(FINDING_LENGTH, dtype=np.int64))
 """``PAD`` ids to clear a findings row with (a memoryview copies short rows faster than numpy)."""
 
@@ -87,8 +89,6 @@ class ObservationTokenizer:
 
     def __init__(self, vocabulary: Vocabulary | None = None):
         self.vocabulary = vocabulary or Vocabulary()
-        # The first word of a command's result ("Investigated payment-service: ...", "Applied restart to ...").
-        self._result_words = frozenset(int(self.vocabulary.encode(word)[0]) for word in ("Investigated", "Applied"))
         high = self.vocabulary.size - 1
         token_box = {name: spaces.Box(0, high, (length,), np.int64) for name, length in TEXT_LENGTHS.items()}
         self.observation_space = spaces.Dict(
@@ -174,11 +174,12 @@ class ObservationTokenizer:
         buffer = memoryview(self._rows)
         self._read_logs(buffer, obs["logs"])
         feedback = None
-        if obs["feedback"]:
-            encoded, subject = self.vocabulary.encode_with_subject(obs["feedback"])
+        text = obs["feedback"]
+        if text:
+            encoded, subject = self.vocabulary.encode_with_subject(text)
             feedback = self._table[encoded]
             slot = self._slot_of.get(subject)
-            if slot is not None and encoded[0] in self._result_words:  # a result, not "Already done: ..."
+            if slot is not None and text.startswith(_RESULT_PREFIXES):  # a result, not "Already done: ..."
                 stop = _FINDINGS.start + (slot + 1) * FINDING_LENGTH
                 head = feedback[:FINDING_LENGTH]
                 n = len(head)

@@ -38,7 +38,7 @@ def test_help():
 
 def test_tiny_budget_writes_the_report(tmp_path):
     out = tmp_path / "results" / "bench.json"
-    done = run_bench("--steps", "2000", "--resets", "200", "--rounds", "2", "--out", str(out))
+    done = run_bench("--steps", "2000", "--resets", "200", "--rounds", "2", "--processes", "1", "--out", str(out))
     # Not --strict: missing a target on a noisy machine must not fail the run.
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
@@ -70,8 +70,36 @@ def test_tiny_budget_writes_the_report(tmp_path):
     assert "PASS" in done.stdout or "FAIL" in done.stdout
 
 
+def test_processes_are_combined_by_median(tmp_path):
+    out = tmp_path / "bench.json"
+    env_id = "IncidentIQ/SingleServiceOutage-v0"
+    done = run_bench(
+        "--steps", "300", "--resets", "30", "--rounds", "1", "--processes", "3", "--env-ids", env_id, "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("process ")] == [
+        "process 1/3",
+        "process 2/3",
+        "process 3/3",
+    ]
+    report = json.loads(out.read_text())
+    assert report["settings"]["processes"] == 3
+    (result,) = report["results"]
+    assert result["env_id"] == env_id
+    for key, values in result["processes"].items():
+        assert len(values) == 3
+        assert sorted(values)[1] == result[key]  # the median of three
+    assert result["wrapped_steps_pass"] is (result["wrapped_steps_ratio"] >= report["targets"]["wrapped_steps_ratio"])
+    values = result["processes"]["wrapped_steps_ratio"]
+    assert f"{min(values):.3f}-{max(values):.3f}" in done.stdout
+    assert "medians over 3 processes of 1 rounds" in done.stdout
+
+
 def test_bad_settings_exit_2(tmp_path):
     done = run_bench("--steps", "0", "--out", str(tmp_path / "x.json"))
+    assert done.returncode == 2
+    assert "must be positive" in done.stderr
+    done = run_bench("--processes", "0", "--out", str(tmp_path / "x.json"))
     assert done.returncode == 2
     assert "must be positive" in done.stderr
     done = run_bench("--env-ids", "IncidentIQ/Nope-v0", "--out", str(tmp_path / "x.json"))

@@ -40,8 +40,8 @@ script repeats interleaved rounds and reports medians. Fairness rules:
   beside it. The wrapped env's steps/s, too, counts only the time in
   ``step()`` (``wrapped_steps_per_s``, ``wrapped_steps_ratio``).
 - The whole measurement runs in ``--processes`` fresh interpreters, one after
-  another: the same code measures differently from one process to the next
-  (memory layout, hash seed), more than from one round to the next. Each
+  another: the same code measures differently from one process to the next,
+  by more than from one round to the next. Each
   rate and ratio reported is the median over the processes, and every
   process's ratios are kept under ``processes`` in the JSON.
 
@@ -123,8 +123,8 @@ class Settings:
     """exit with code 1 when a target is missed"""
     processes: int = 3
     """fresh interpreters to repeat the whole benchmark in, one after another; each ratio reported is
-    the median over them, beside their range (a process's memory layout alone moves the wrapped ratio
-    by a few hundredths)"""
+    the median over them, beside their range (the wrapped ratio moves by a few hundredths from one
+    process to the next)"""
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:

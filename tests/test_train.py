@@ -255,8 +255,30 @@ def test_training_benchmark_mixes_easier_incidents_into_the_hard_task_unless_tol
 def test_training_benchmark_passes_the_first_policy_to_reach_the_target_within_budget(
         grade_at_target, steps, seconds, expected):
     bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
-    metrics = {"grade_at_target": grade_at_target, "steps_to_target": steps, "seconds_to_target": seconds}
+    metrics = {"grade_at_target": grade_at_target, "steps_to_target": steps, "seconds_to_target": seconds,
+               "settings": {"split": "train"}}
     assert bench.passes(metrics) is expected
+    # A run that trained on the held-out pairs too never passes, however well it grades.
+    assert bench.passes({**metrics, "settings": {"split": "all"}}) is False
+
+
+def test_training_on_split_all_draws_the_held_out_pairs_that_the_train_split_never_does(tmp_path):
+    from incidentiq.sim.faults import TEST_COMBOS
+
+    def pairs(split: str) -> set[tuple[str, str]]:
+        vec_env = make_training_env("IncidentIQ/AmbiguousPaymentDegradation-v0", n_envs=1, split=split)
+        drawn = set()
+        for _ in range(60):
+            vec_env.reset()
+            incident = vec_env.envs[0].unwrapped.incident
+            drawn.add((incident.family.name, incident.root))
+        vec_env.close()
+        return drawn
+
+    assert not pairs("train") & TEST_COMBOS
+    assert pairs("all") & TEST_COMBOS
+    with pytest.raises(ValueError, match="'train' or 'all'"):
+        train(TrainSettings(split="test", out=tmp_path))
 
 
 def test_training_benchmark_keeps_the_rows_of_ids_it_does_not_retrain(tmp_path):

@@ -539,7 +539,10 @@ class TrainSettings:
     ``mix`` lets some of the ``n_envs`` training envs play other ids'
     incidents (see :func:`make_training_env`); every one of their steps
     counts toward ``timesteps``, and the curve and final grade stay on
-    ``env_id``'s held-out incidents.
+    ``env_id``'s held-out incidents. ``split`` is the split the training
+    envs draw from: ``"all"`` lets them draw the held-out (family, root)
+    pairs too, which measures how much of a test grade is lost to
+    generalization rather than to the budget (the grades stay on the test split).
     """
 
     env_id: str = "IncidentIQ/CascadingFailure-v0"
@@ -553,6 +556,7 @@ class TrainSettings:
     out: Path = Path("runs/cascading_failure")
     stop_at: float | None = None
     mix: tuple[tuple[str, int], ...] = ()
+    split: str = "train"
     ppo: PPOSettings = PPOSettings()
 
 
@@ -575,11 +579,14 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     if settings.timesteps < 1:
         raise ValueError(f"timesteps must be positive, got {settings.timesteps}")
     mixed_env_ids(settings.env_id, settings.n_envs, settings.mix)  # a bad mix fails before anything is written
+    if settings.split not in ("train", "all"):
+        raise ValueError(f"training draws from split 'train' or 'all', got {settings.split!r}")
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     ppo = dataclasses.replace(settings.ppo, n_envs=settings.n_envs)
-    env = make_training_env(settings.env_id, ppo.n_envs, settings.seed, settings.subprocess, mix=settings.mix)
+    env = make_training_env(settings.env_id, ppo.n_envs, settings.seed, settings.subprocess, settings.split,
+                            settings.mix)
     model = MaskablePPO(CatalogPolicy, env, seed=settings.seed, device="cpu", verbose=0, **ppo.model_kwargs())
     model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty folder in /tmp per run
     say = log or (lambda text: None)

@@ -185,14 +185,21 @@ def test_any_incident_run_is_graded_on_each_task(tmp_path):
 def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
     out = tmp_path / "cli-run"
     code = main(["train", "--task", "single_service_outage", "--timesteps", "64", "--n-envs", "2", "--eval-every",
-                 "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--quiet"])
+                 "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--split", "all",
+                 "--quiet"])
     assert code == 0
     assert (out / "model.zip").is_file()
+    assert json.loads((out / "metrics.json").read_text())["settings"]["split"] == "all"
     assert "mean test grade" in capsys.readouterr().out
     code = main(["evaluate", "--agent", f"ppo:{out / 'model.zip'}", "--task", "single_service_outage",
                  "--episodes", "2", "--quiet"])
     assert code == 0
     assert "ppo:cli-run" in capsys.readouterr().out
+
+
+def test_cli_train_refuses_to_train_on_the_test_split(capsys):
+    assert main(["train", "--split", "test"]) == 2
+    assert "invalid choice: 'test'" in capsys.readouterr().err
 
 
 def test_cli_reports_a_missing_model_as_a_usage_error(tmp_path, capsys):

@@ -5,7 +5,8 @@ incidentiq play [--task T] [--seed S] [--split train|test|all]
 incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed S] [--json PATH] [--quiet]
                     [--by-cause] [--log-steps | --no-log-steps]
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
-incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K] [--quiet]
+incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K]
+                 [--split train|all] [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -700,6 +701,7 @@ def _train_command(args: argparse.Namespace) -> int:
         final_episodes=args.final_episodes,
         out=out,
         mix=tuple(args.mix),
+        split=args.split,
     )
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     metrics = train(settings, progress=not args.quiet, log=say)
@@ -882,6 +884,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T=K",
         help="let K of the envs play task T's incidents instead (repeatable; their steps count toward --timesteps, "
         "the grades stay on --task), e.g. --mix single_service_outage=2",
+    )
+    train_parser.add_argument(
+        "--split",
+        choices=("train", "all"),
+        default="train",
+        help="split the training envs draw from; 'all' adds the held-out (family, root) pairs, to measure what "
+        "generalizing to them costs (the grades stay on the test split; default: train)",
     )
     train_parser.add_argument(
         "--eval-every", type=count, default=10_000, metavar="N", help="env steps between curve points (default: 10000)"

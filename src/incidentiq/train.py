@@ -648,8 +648,10 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False, sharey=True)
+    steps_in_thousands = FuncFormatter(lambda x, _: f"{x / 1000:.0f}k" if x else "0")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.4), squeeze=False, sharey=True)
     for ax, (env_id, metrics) in zip(axes[0], runs.items()):
         steps = [p["steps"] for p in metrics["curve"]]
         ax.plot(steps, [p["grade"] for p in metrics["curve"]], color="C0", label="MaskablePPO")
@@ -661,9 +663,13 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
         title = env_id.removeprefix("IncidentIQ/")
         settings = metrics.get("settings", {})
         mixed = sum(count for _, count in settings.get("mix", ()))
-        if mixed:  # some envs played other tasks' incidents
-            title += f" ({mixed} of {settings['n_envs']} envs other tasks)"
+        notes = [f"{mixed} of {settings['n_envs']} envs other tasks"] if mixed else []
+        if settings.get("split", "train") != "train":  # trained on the held-out pairs too
+            notes.append(f"trained on split '{settings['split']}'")
+        if notes:
+            title += "\n" + ", ".join(notes)
         ax.set_title(title, fontsize=9)
+        ax.xaxis.set_major_formatter(steps_in_thousands)
         ax.set_xlabel("env steps")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)

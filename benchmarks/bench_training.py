@@ -246,8 +246,11 @@ def format_report(report: dict) -> str:
                 f"{steps if steps is not None else '-':>14}"
                 f"{f'{seconds / 60:.1f}' if seconds is not None else '-':>12}"
             )
-        mixed = ", ".join(f"{count} envs of {other.removeprefix('IncidentIQ/')}" for other, count in row.get("mix", []))
-        lines.append(f"{'':<44}{'PASS' if row['passes'] else 'FAIL'}{f' (trained with {mixed})' if mixed else ''}")
+        notes = [f"{count} envs of {other.removeprefix('IncidentIQ/')}" for other, count in row.get("mix", [])]
+        if row.get("train_split", "train") != "train":
+            notes.append(f"incidents of split {row['train_split']!r}, held-out pairs included")
+        trained_with = f" (trained with {'; '.join(notes)})" if notes else ""
+        lines.append(f"{'':<44}{'PASS' if row['passes'] else 'FAIL'}{trained_with}")
     return "\n".join(lines)
 
 

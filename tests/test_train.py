@@ -288,6 +288,14 @@ def test_training_on_split_all_draws_the_held_out_pairs_that_the_train_split_nev
         train(TrainSettings(split="test", out=tmp_path))
 
 
+def test_the_committed_split_all_run_is_reported_as_trained_on_held_out_pairs():
+    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    report = json.loads((ROOT / "benchmarks" / "results" / "split_all" / "seed0" / "bench_training.json").read_text())
+    (row,) = report["results"]
+    assert row["train_split"] == "all" and row["passes"] is False
+    assert "incidents of split 'all', held-out pairs included" in bench.format_report(report)
+
+
 def test_training_benchmark_keeps_the_rows_of_ids_it_does_not_retrain(tmp_path):
     bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
     tiny = ["--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2", "--final-episodes", "2",

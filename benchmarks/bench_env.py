@@ -81,6 +81,8 @@ RESETS_TARGET = 0.10
 """IncidentIQ resets/s over CartPole resets/s must be at least this."""
 WRAPPED_TARGET = 0.2
 """``make_rl_env`` steps/s (token observations, catalog actions) over CartPole steps/s must be at least this."""
+TARGETS = {"steps_ratio": STEPS_TARGET, "resets_ratio": RESETS_TARGET, "wrapped_steps_ratio": WRAPPED_TARGET}
+"""Each ratio with a target; a result's ``<name>_pass`` says whether ``<name>_ratio`` meets it."""
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_env.json"
 INVALID_TEMPLATES: tuple[str, ...] = (
     "",
@@ -420,30 +422,33 @@ def run(settings: Settings) -> dict:
                 "cartpole_loop_steps_per_s": statistics.median(record["cartpole_loop_steps"]),
                 "loop_steps_ratio": loop_ratio,
                 "resets_ratio": resets_ratio,
-                "steps_pass": steps_ratio >= STEPS_TARGET,
-                "resets_pass": resets_ratio >= RESETS_TARGET,
                 "wrapped_steps_per_s": statistics.median(record["wrapped_steps"]),
                 "cartpole_wrapped_steps_per_s": statistics.median(record["cartpole_wrapped_steps"]),
                 "wrapped_steps_ratio": wrapped_ratio,
-                "wrapped_steps_pass": wrapped_ratio >= WRAPPED_TARGET,
                 "catalog_steps_per_s": statistics.median(record["catalog_steps"]),
                 "catalog_steps_ratio": catalog_ratio,
                 "rounds": record,
             }
         )
+        results[-1].update(verdicts(results[-1]))
     for env in (*envs.values(), *wrapped_envs.values(), *catalog_envs.values()):
         env.close()
     cartpole.close()
     return {
         "settings": dataclasses.asdict(settings),
         "machine": machine_info(),
-        "targets": {"steps_ratio": STEPS_TARGET, "resets_ratio": RESETS_TARGET, "wrapped_steps_ratio": WRAPPED_TARGET},
+        "targets": TARGETS,
         "results": results,
     }
 
 
 RATIO_KEYS = ("steps_ratio", "resets_ratio", "loop_steps_ratio", "wrapped_steps_ratio", "catalog_steps_ratio")
 """The ratios to CartPole a report gives per id."""
+
+
+def verdicts(result: dict) -> dict[str, bool]:
+    """``steps_pass``, ``resets_pass`` and ``wrapped_steps_pass``: whether each ratio of ``result`` meets its target."""
+    return {key.removesuffix("ratio") + "pass": result[key] >= target for key, target in TARGETS.items()}
 
 
 def run_processes(settings: Settings) -> dict:
@@ -469,15 +474,13 @@ def combine_reports(reports: list[dict], settings: Settings) -> dict:
         for key, value in first.items():
             if isinstance(value, float):
                 combined[key] = statistics.median(result[key] for result in per_process)
-        combined["steps_pass"] = combined["steps_ratio"] >= STEPS_TARGET
-        combined["resets_pass"] = combined["resets_ratio"] >= RESETS_TARGET
-        combined["wrapped_steps_pass"] = combined["wrapped_steps_ratio"] >= WRAPPED_TARGET
+        combined.update(verdicts(combined))
         combined["processes"] = {key: [result[key] for result in per_process] for key in RATIO_KEYS}
         results.append(combined)
     return {
         "settings": dataclasses.asdict(settings),
         "machine": machine_info(),
-        "targets": reports[0]["targets"],
+        "targets": TARGETS,
         "results": results,
     }
 

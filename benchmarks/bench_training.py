@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 import incidentiq
-from incidentiq.train import TARGET_GRADE, TrainSettings, plot_learning_curve, train
+from incidentiq.train import TARGET_GRADE, TRAINING_SPLITS, TrainSettings, plot_learning_curve, train
 
 STEP_BUDGET = 300_000
 SECONDS_BUDGET = 15 * 60
@@ -103,7 +103,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--no-mix", dest="mix", action="store_false",
                         help="train every id on its own incidents only (by default the hard task's 8 envs include "
                              "2 easy and 2 medium ones)")
-    parser.add_argument("--train-split", choices=("train", "all"), default=defaults.train_split,
+    parser.add_argument("--train-split", choices=TRAINING_SPLITS, default=defaults.train_split,
                         help="split the training envs draw from; 'all' includes the held-out (family, root) pairs, "
                              "to measure what generalizing to them costs (grades stay on the test split; "
                              "default: %(default)s)")

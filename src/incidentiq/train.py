@@ -69,6 +69,8 @@ status one-hot (4) and the investigated flag."""
 
 TARGET_GRADE = 0.9
 """The mean test-split grade a trained policy should reach."""
+TRAINING_SPLITS = ("train", "all")
+"""Splits training envs may draw from: never ``"test"`` alone, whose incidents the grades are measured on."""
 
 
 # ---- policy --------------------------------------------------------------------------------
@@ -579,7 +581,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     if settings.timesteps < 1:
         raise ValueError(f"timesteps must be positive, got {settings.timesteps}")
     mixed_env_ids(settings.env_id, settings.n_envs, settings.mix)  # a bad mix fails before anything is written
-    if settings.split not in ("train", "all"):
+    if settings.split not in TRAINING_SPLITS:
         raise ValueError(f"training draws from split 'train' or 'all', got {settings.split!r}")
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -682,6 +684,7 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
 
 __all__ = [
     "TARGET_GRADE",
+    "TRAINING_SPLITS",
     "CatalogHead",
     "CatalogPolicy",
     "CurvePoint",

@@ -23,8 +23,12 @@ from stable_baselines3.common.vec_env import SubprocVecEnv  # noqa: E402
 import incidentiq  # noqa: E402
 from incidentiq.agents import run_episode  # noqa: E402
 from incidentiq.cli import main  # noqa: E402
+from incidentiq.language.vocabulary import Vocabulary  # noqa: E402
+from incidentiq.sim.commands import Aspect, Verb  # noqa: E402
+from incidentiq.sim.generator import MAX_SERVICES  # noqa: E402
 from incidentiq.train import CatalogPolicy, PPOAgent, PPOSettings, TrainSettings, make_training_env, train  # noqa: E402
 from incidentiq.wrappers import CATALOG, wrap_for_rl  # noqa: E402
+from incidentiq.wrappers.tokenize import FINDING_LENGTH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = PPOSettings(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
@@ -58,6 +62,51 @@ def test_policy_forward_gives_one_logit_per_catalog_command(env_id):
     distribution = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0])
     assert distribution.distribution.logits.shape == (2, len(CATALOG))
     env.close()
+
+
+def _hard_policy_and_observation():
+    """A fresh hard-task policy and one observation of it as tensors (batch of one)."""
+    env = make_training_env("IncidentIQ/AmbiguousPaymentDegradation-v0", n_envs=1, seed=0)
+    model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs())
+    obs = model.policy.obs_to_tensor(env.reset())[0]
+    env.close()
+    return model.policy, obs
+
+
+def _logits(policy, obs) -> torch.Tensor:
+    """The action network's raw logits (the distribution's are normalized: one changed logit moves them all)."""
+    with torch.no_grad():
+        features = policy.extract_features(obs, policy.pi_features_extractor)
+        return policy.action_net(policy.mlp_extractor.forward_actor(features))[0]
+
+
+def test_a_finding_that_names_another_slot_moves_that_slots_investigations_and_no_other_slots():
+    policy, obs = _hard_policy_and_observation()
+    slot0 = Vocabulary().slot0
+    before = _logits(policy, obs)
+    findings = obs["findings"].clone().reshape(MAX_SERVICES, FINDING_LENGTH)
+    findings[1, -3:] = torch.tensor([slot0 + 1, slot0 + 4, slot0 + 1])  # slot 1's finding names slot 4 (and itself)
+    after = _logits(policy, {**obs, "findings": findings.reshape(1, -1)})
+    looks = [[k for k, c in enumerate(CATALOG) if c.verb is Verb.INVESTIGATE and c.slot == i]
+             for i in range(MAX_SERVICES)]
+    changed = {i for i in range(MAX_SERVICES) if not torch.equal(before[looks[i]], after[looks[i]])}
+    assert changed == {4}
+
+
+def test_a_learned_repeat_penalty_applies_to_every_sent_command_of_its_kind_on_any_slot():
+    policy, obs = _hard_policy_and_observation()
+    memory_looks = [k for k, c in enumerate(CATALOG) if c.verb is Verb.INVESTIGATE and c.aspect is Aspect.MEMORY]
+    issued = obs["issued"].clone()
+    issued[0, [memory_looks[0], memory_looks[3]]] = 1  # "investigate slot 0 memory" and slot 3's were sent
+    obs = {**obs, "issued": issued}
+    before = _logits(policy, obs)
+    head = policy.action_net
+    with torch.no_grad():
+        head.repeat_bias[head.kind_of[memory_looks[0]]] = -5.0
+    shift = _logits(policy, obs) - before
+    expected = torch.zeros(len(CATALOG))
+    expected[[memory_looks[0], memory_looks[3]]] = -5.0
+    torch.testing.assert_close(shift, expected)
 
 
 def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():

@@ -97,8 +97,10 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
     (slots x teams) | text encoding (text_dim) | roster tokens in the feedback
     (teams) | roster assignments sent (teams) | mean embedding per hypothesis
     row (hypotheses x embed_dim) | global floats | latest finding per slot
-    (slots x 2 embed_dim: mean and maximum)]``; :class:`CatalogHead` reads it
-    in that layout. Each slot's encoding also sees which of that
+    (slots x 2 embed_dim: mean and maximum) | what the other slots' latest
+    findings say about each slot (slots x 2 embed_dim: the sum of those that
+    name it) | commands sent (catalog)]``; :class:`CatalogHead` reads it in
+    that layout. Each slot's encoding also sees which of that
     slot's commands were already sent (the ``issued`` observation) and how
     often the other slots' rows and each text field name it (a caller's
     symptom names the dependency it waits on), with what they say: the
@@ -119,7 +121,7 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         self.slot_dim, self.text_dim = slot_dim, text_dim
         self.embed_dim = embed_dim
         features_dim = MAX_SERVICES * (slot_dim + MAX_TEAMS) + text_dim + 2 * MAX_TEAMS + MAX_HYPOTHESES * embed_dim
-        features_dim += self.n_global + MAX_SERVICES * 2 * embed_dim
+        features_dim += self.n_global + 2 * MAX_SERVICES * 2 * embed_dim + len(CATALOG)
         super().__init__(observation_space, features_dim)
         vocab_size = int(observation_space["slots"].high.max()) + 1
         self.slot0, self.team0 = vocabulary.slot0, vocabulary.team0
@@ -200,11 +202,18 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         team_issued = issued[:, self.team_commands]
         hypotheses = observations["hypotheses"].long().reshape(batch, MAX_HYPOTHESES, HYPOTHESIS_LENGTH)
         hypotheses = self._pool(hypotheses)[..., : self.embed_dim].reshape(batch, -1)
-        # Each slot's latest finding, as the mean and the maximum of its embeddings (for CatalogHead's fixes).
-        findings = observations["findings"].long().reshape(batch, MAX_SERVICES, FINDING_LENGTH)
-        findings = torch.cat(self._mean_and_max(findings), dim=-1).reshape(batch, -1)
+        # Each slot's latest finding, as the mean and the maximum of its embeddings (for CatalogHead's fixes),
+        # and what the other slots' findings say about it: the sum of the findings that name it, a pointer
+        # such as "db-primary: connections normal, but SLOT_3 clients time out waiting on their pool".
+        finding_ids = observations["findings"].long().reshape(batch, MAX_SERVICES, FINDING_LENGTH)
+        findings = torch.cat(self._mean_and_max(finding_ids), dim=-1)  # (batch, slot, 2 embed_dim)
+        names = self._counts(finding_ids)[..., :MAX_SERVICES].clamp(max=1.0)  # (batch, finding's slot, named slot)
+        names = names * (1.0 - torch.eye(MAX_SERVICES, device=names.device))
+        pointed = torch.einsum("bjs,bje->bse", names, findings)
         return torch.cat(
-            [slots, slot_teams, texts, feedback_teams, team_issued, hypotheses, global_floats, findings], dim=-1
+            [slots, slot_teams, texts, feedback_teams, team_issued, hypotheses, global_floats,
+             findings.reshape(batch, -1), pointed.reshape(batch, -1), issued],
+            dim=-1,
         )
 
 
@@ -218,7 +227,13 @@ class CatalogHead(nn.Module):
     investigating or fixing it returned) and the context, and not from the
     slot's own alerts: a service whose alerts always look alike (the hard
     task's payment-service) gets the fix its finding calls for even when
-    training only ever showed that finding at another service. Each roster team's
+    training only ever showed that finding at another service. Investigations
+    get a second, additive score the same way, from what the other slots'
+    findings say about the slot ("db-primary: connections normal, but SLOT_3
+    clients time out waiting on their pool" asks for slot 3's database
+    whichever service slot 3 is). Sending a command again adds a learned
+    bias per kind of command (verb, aspect, fix), the same on every slot and
+    team, so an unfamiliar incident does not make a repeat look new. Each roster team's
     assignment is scored from how strongly the slots the policy attends to
     (and the latest feedback) name it, and its availability; escalate and
     resolve are scored from the context, and "resolve concluding hypothesis k"
@@ -235,11 +250,20 @@ class CatalogHead(nn.Module):
         # Fixes on slot i: from slot i's latest finding and the context, not from its own alerts.
         self.fix_net = nn.Sequential(nn.Linear(2 * self.embed_dim + hidden, hidden // 2), nn.ReLU(),
                                      nn.Linear(hidden // 2, len(Fix)))
+        # Investigations of slot i, again: from what other slots' findings say about it, not from its alerts.
+        self.pointer_net = nn.Sequential(nn.Linear(2 * self.embed_dim + hidden, hidden // 2), nn.ReLU(),
+                                         nn.Linear(hidden // 2, 1 + len(Aspect)))
         self.attention = nn.Linear(hidden, 1)
         self.team_net = nn.Sequential(nn.Linear(4 + hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 1))
         self.other_logits = nn.Linear(hidden, 2)
         self.conclusion_net = nn.Sequential(nn.Linear(self.embed_dim + hidden, hidden // 2), nn.ReLU(),
                                             nn.Linear(hidden // 2, 1))
+        # What sending a command again is worth, learned once per kind of command (verb, aspect, fix) for
+        # every slot, team and incident: an unfamiliar incident does not make a repeat look new.
+        kinds = [(c.verb.value, c.aspect, c.fix, c.hypothesis is not None) for c in CATALOG]
+        index = {kind: k for k, kind in enumerate(dict.fromkeys(kinds))}
+        self.register_buffer("kind_of", torch.tensor([index[kind] for kind in kinds]))
+        self.repeat_bias = nn.Parameter(torch.zeros(len(index)))
         team_offset = MAX_SERVICES * MAX_SERVICES + MAX_TEAMS  # global floats: dependencies, then "available"
         self.available = slice(team_offset - MAX_TEAMS, team_offset)
 
@@ -257,10 +281,15 @@ class CatalogHead(nn.Module):
         hypotheses = rest[:, at : at + MAX_HYPOTHESES * self.embed_dim].reshape(batch, MAX_HYPOTHESES, -1)
         at += MAX_HYPOTHESES * self.embed_dim
         global_floats = rest[:, at : at + self.n_global]
-        findings = rest[:, at + self.n_global :].reshape(batch, MAX_SERVICES, 2 * self.embed_dim)
+        at += self.n_global
+        per_finding = MAX_SERVICES * 2 * self.embed_dim
+        findings = rest[:, at : at + per_finding].reshape(batch, MAX_SERVICES, 2 * self.embed_dim)
+        pointed = rest[:, at + per_finding : at + 2 * per_finding].reshape(batch, MAX_SERVICES, 2 * self.embed_dim)
+        issued = rest[:, at + 2 * per_finding :]
         context = self.context(torch.cat([slots.mean(1), slots.amax(1), texts, global_floats], dim=-1))
         per_slot = self.slot_net(torch.cat([slots, context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)], dim=-1))
-        slot_logits = self.slot_logits(per_slot)  # (batch, slot, look + aspects)
+        expanded = context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)
+        slot_logits = self.slot_logits(per_slot) + self.pointer_net(torch.cat([pointed, expanded], dim=-1))
         fix_logits = self.fix_net(torch.cat([findings, context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)], dim=-1))
         weights = torch.softmax(self.attention(per_slot), dim=1)  # (batch, slot, 1)
         named = (weights * slot_teams).sum(1)  # (batch, team)
@@ -279,7 +308,7 @@ class CatalogHead(nn.Module):
                 ).squeeze(-1),
             ],
             dim=-1,
-        )
+        ) + self.repeat_bias[self.kind_of] * issued
 
 
 class CatalogPolicy(MaskableMultiInputActorCriticPolicy):
@@ -293,8 +322,8 @@ class CatalogPolicy(MaskableMultiInputActorCriticPolicy):
         self.action_net = CatalogHead(self.features_extractor)
         # The head's last layers start small, as SB3 does for its action net.
         head = self.action_net
-        last_layers = (head.slot_logits, head.fix_net[-1], head.other_logits, head.team_net[-1],
-                       head.conclusion_net[-1])
+        last_layers = (head.slot_logits, head.fix_net[-1], head.pointer_net[-1], head.other_logits,
+                       head.team_net[-1], head.conclusion_net[-1])
         for layer in last_layers:
             nn.init.orthogonal_(layer.weight, gain=0.01)
             nn.init.zeros_(layer.bias)

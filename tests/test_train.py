@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -220,6 +222,24 @@ def test_a_policy_trained_on_another_layout_is_refused_with_what_differs():
     with pytest.raises(ValueError, match="no 'error_rate_pct' observation; an unknown 'metrics' observation"):
         PPOAgent(model)
     env.close()
+
+
+def test_a_model_saved_by_another_version_of_the_policy_network_is_refused_with_a_clear_error(tmp_path):
+    env = make_training_env("IncidentIQ/SingleServiceOutage-v0", n_envs=1)
+    MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs()).save(tmp_path / "model.zip")
+    env.close()
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    weights = torch.load(io.BytesIO(files["policy.pth"]))
+    del weights["action_net.repeat_bias"]  # as saved before the head learned a repeat bias
+    buffer = io.BytesIO()
+    torch.save(weights, buffer)
+    files["policy.pth"] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "old.zip", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="another version of incidentiq's policy network"):
+        PPOAgent.load(tmp_path / "old.zip")
 
 
 def test_any_incident_run_is_graded_on_each_task(tmp_path):

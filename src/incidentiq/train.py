@@ -448,7 +448,14 @@ class PPOAgent:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no trained model at {path}")
-        return cls(MaskablePPO.load(path, device="cpu"), deterministic)
+        try:
+            model = MaskablePPO.load(path, device="cpu")
+        except RuntimeError as error:  # torch refuses weights whose names or shapes this network does not have
+            raise ValueError(
+                f"{path} holds the weights of another version of incidentiq's policy network; train it again "
+                f"({str(error).splitlines()[0]})"
+            ) from None
+        return cls(model, deterministic)
 
     def reset(self, obs: dict, info: dict) -> None:
         """Start the tokenizer's memory of a new episode."""

@@ -134,6 +134,8 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         self.register_buffer("slot_commands", torch.tensor(slot_commands))
         self.register_buffer("team_commands", torch.tensor(team_commands))
         self.register_buffer("other_commands", torch.tensor(other_commands))
+        # Zero on the diagonal: what a slot's own row or finding says about itself is left out of "named by others".
+        self.register_buffer("off_diagonal", 1.0 - torch.eye(MAX_SERVICES), persistent=False)
         self.slot_encoder = nn.Sequential(
             nn.Linear(4 * embed_dim + mentions + SLOT_FEATURES + n_slot_commands + 1 + len(TEXT_LENGTHS), slot_dim),
             nn.ReLU(),
@@ -188,7 +190,7 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         # What is said about slot i elsewhere: the mean embedding of the other rows that name it, weighted by
         # how often they do, and the feedback's embedding if the feedback names it ("db-primary: ... but
         # payment-service clients time out" points at payment-service, whichever slot that is).
-        others = row_mentions * (1.0 - torch.eye(MAX_SERVICES, device=rows.device))  # (batch, row, slot)
+        others = row_mentions * self.off_diagonal  # (batch, row, slot)
         weights = others / others.sum(1, keepdim=True).clamp(min=1.0)
         heard = torch.einsum("bjs,bje->bse", weights, pooled_rows[..., : self.embed_dim])
         feedback = texts[_FEEDBACK]
@@ -208,7 +210,7 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
         finding_ids = observations["findings"].long().reshape(batch, MAX_SERVICES, FINDING_LENGTH)
         findings = torch.cat(self._mean_and_max(finding_ids), dim=-1)  # (batch, slot, 2 embed_dim)
         names = self._counts(finding_ids)[..., :MAX_SERVICES].clamp(max=1.0)  # (batch, finding's slot, named slot)
-        names = names * (1.0 - torch.eye(MAX_SERVICES, device=names.device))
+        names = names * self.off_diagonal
         pointed = torch.einsum("bjs,bje->bse", names, findings)
         return torch.cat(
             [slots, slot_teams, texts, feedback_teams, team_issued, hypotheses, global_floats,

@@ -269,6 +269,11 @@ class CatalogHead(nn.Module):
         team_offset = MAX_SERVICES * MAX_SERVICES + MAX_TEAMS  # global floats: dependencies, then "available"
         self.available = slice(team_offset - MAX_TEAMS, team_offset)
 
+    @staticmethod
+    def _per_slot(context: torch.Tensor) -> torch.Tensor:
+        """(batch, hidden) -> (batch, slots, hidden): the same context beside every slot."""
+        return context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(batch, features) -> (batch, len(CATALOG)) logits."""
         batch = features.shape[0]
@@ -289,10 +294,11 @@ class CatalogHead(nn.Module):
         pointed = rest[:, at + per_finding : at + 2 * per_finding].reshape(batch, MAX_SERVICES, 2 * self.embed_dim)
         issued = rest[:, at + 2 * per_finding :]
         context = self.context(torch.cat([slots.mean(1), slots.amax(1), texts, global_floats], dim=-1))
-        per_slot_context = context.unsqueeze(1).expand(-1, MAX_SERVICES, -1)
-        per_slot = self.slot_net(torch.cat([slots, per_slot_context], dim=-1))
-        slot_logits = self.slot_logits(per_slot) + self.pointer_net(torch.cat([pointed, per_slot_context], dim=-1))
-        fix_logits = self.fix_net(torch.cat([findings, per_slot_context], dim=-1))
+        # One expanded context per network, not one shared: autograd then sums the context's gradient in the
+        # order the committed training runs were made with, so that a seed repeats them to the bit.
+        per_slot = self.slot_net(torch.cat([slots, self._per_slot(context)], dim=-1))
+        slot_logits = self.slot_logits(per_slot) + self.pointer_net(torch.cat([pointed, self._per_slot(context)], -1))
+        fix_logits = self.fix_net(torch.cat([findings, self._per_slot(context)], dim=-1))
         weights = torch.softmax(self.attention(per_slot), dim=1)  # (batch, slot, 1)
         named = (weights * slot_teams).sum(1)  # (batch, team)
         team_inputs = torch.stack([named, feedback_teams, global_floats[:, self.available], team_issued], dim=-1)

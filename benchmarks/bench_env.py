@@ -550,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"wrote {out}")  # on stdout, which the processes of a multi-process run send to /dev/null
     passed = all(r["steps_pass"] and r["resets_pass"] and r["wrapped_steps_pass"] for r in report["results"])
     return 1 if settings.strict and not passed else 0
 

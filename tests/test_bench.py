@@ -93,6 +93,8 @@ def test_processes_are_combined_by_median(tmp_path):
     values = result["processes"]["wrapped_steps_ratio"]
     assert f"{min(values):.3f}-{max(values):.3f}" in done.stdout
     assert "medians over 3 processes of 1 rounds" in done.stdout
+    # Only the combined report is announced, not the processes' temporary ones.
+    assert [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("wrote ")] == [f"wrote {out}"]
 
 
 def test_bad_settings_exit_2(tmp_path):

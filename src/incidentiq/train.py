@@ -294,8 +294,8 @@ class CatalogHead(nn.Module):
         pointed = rest[:, at + per_finding : at + 2 * per_finding].reshape(batch, MAX_SERVICES, 2 * self.embed_dim)
         issued = rest[:, at + 2 * per_finding :]
         context = self.context(torch.cat([slots.mean(1), slots.amax(1), texts, global_floats], dim=-1))
-        # One expanded context per network, not one shared: autograd then sums the context's gradient in the
-        # order the committed training runs were made with, so that a seed repeats them to the bit.
+        # One expanded context per network, not one shared: the order in which autograd sums the context's
+        # gradient is part of a run, and this is the order benchmarks/results was trained with.
         per_slot = self.slot_net(torch.cat([slots, self._per_slot(context)], dim=-1))
         slot_logits = self.slot_logits(per_slot) + self.pointer_net(torch.cat([pointed, self._per_slot(context)], -1))
         fix_logits = self.fix_net(torch.cat([findings, self._per_slot(context)], dim=-1))

@@ -224,7 +224,7 @@ def test_a_policy_trained_on_another_layout_is_refused_with_what_differs():
     env.close()
 
 
-def test_a_model_saved_by_another_version_of_the_policy_network_is_refused_with_a_clear_error(tmp_path):
+def test_a_model_saved_by_another_version_of_the_policy_network_or_cut_short_is_refused_with_a_clear_error(tmp_path):
     env = make_training_env("IncidentIQ/SingleServiceOutage-v0", n_envs=1)
     MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs()).save(tmp_path / "model.zip")
     env.close()
@@ -240,6 +240,12 @@ def test_a_model_saved_by_another_version_of_the_policy_network_is_refused_with_
             archive.writestr(name, data)
     with pytest.raises(ValueError, match="another version of incidentiq's policy network"):
         PPOAgent.load(tmp_path / "old.zip")
+    files["policy.pth"] = files["policy.pth"][:1000]  # cut short, as by an interrupted copy
+    with zipfile.ZipFile(tmp_path / "cut.zip", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="cut.zip is not a readable model archive"):
+        PPOAgent.load(tmp_path / "cut.zip")
 
 
 def test_any_incident_run_is_graded_on_each_task(tmp_path):

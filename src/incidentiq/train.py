@@ -458,11 +458,14 @@ class PPOAgent:
             raise FileNotFoundError(f"no trained model at {path}")
         try:
             model = MaskablePPO.load(path, device="cpu")
-        except RuntimeError as error:  # torch refuses weights whose names or shapes this network does not have
-            raise ValueError(
-                f"{path} holds the weights of another version of incidentiq's policy network; train it again "
-                f"({str(error).splitlines()[0]})"
-            ) from None
+        except RuntimeError as error:
+            reason = str(error).splitlines()[0]
+            if "Error(s) in loading state_dict" in reason:  # weights whose names or shapes this network lacks
+                raise ValueError(
+                    f"{path} holds the weights of another version of incidentiq's policy network; train it again "
+                    f"({reason})"
+                ) from None
+            raise ValueError(f"{path} is not a readable model archive ({reason})") from None
         return cls(model, deterministic)
 
     def reset(self, obs: dict, info: dict) -> None:

@@ -95,20 +95,24 @@ def test_a_finding_that_names_another_slot_moves_that_slots_investigations_and_n
     assert changed == {4}
 
 
-def test_a_learned_repeat_penalty_applies_to_every_sent_command_of_its_kind_on_any_slot():
+def test_a_repeat_penalty_starts_at_the_prior_and_applies_to_every_sent_command_of_its_kind_on_any_slot():
     policy, obs = _hard_policy_and_observation()
     memory_looks = [k for k, c in enumerate(CATALOG) if c.verb is Verb.INVESTIGATE and c.aspect is Aspect.MEMORY]
     issued = obs["issued"].clone()
     issued[0, [memory_looks[0], memory_looks[3]]] = 1  # "investigate slot 0 memory" and slot 3's were sent
     obs = {**obs, "issued": issued}
-    before = _logits(policy, obs)
-    head = policy.action_net
-    with torch.no_grad():
-        head.repeat_bias[head.kind_of[memory_looks[0]]] = -5.0
-    shift = _logits(policy, obs) - before
     expected = torch.zeros(len(CATALOG))
-    expected[[memory_looks[0], memory_looks[3]]] = -5.0
-    torch.testing.assert_close(shift, expected)
+    expected[[memory_looks[0], memory_looks[3]]] = 1.0
+    head = policy.action_net
+    before = _logits(policy, obs)
+    prior = head.repeat_bias.detach().clone()
+    with torch.no_grad():
+        head.repeat_bias.zero_()
+    torch.testing.assert_close(before - _logits(policy, obs), -3.0 * expected)  # a fresh head's prior
+    with torch.no_grad():
+        head.repeat_bias.copy_(prior)
+        head.repeat_bias[head.kind_of[memory_looks[0]]] -= 5.0
+    torch.testing.assert_close(_logits(policy, obs) - before, -5.0 * expected)  # as training would move it
 
 
 def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():

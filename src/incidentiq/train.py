@@ -261,11 +261,13 @@ class CatalogHead(nn.Module):
         self.conclusion_net = nn.Sequential(nn.Linear(self.embed_dim + hidden, hidden // 2), nn.ReLU(),
                                             nn.Linear(hidden // 2, 1))
         # What sending a command again is worth, learned once per kind of command (verb, aspect, fix) for
-        # every slot, team and incident: an unfamiliar incident does not make a repeat look new.
+        # every slot, team and incident: an unfamiliar incident does not make a repeat look new. It starts
+        # at -3 (a repeat is e^3, about 20 times, less likely than a new command with the same score): a
+        # prior that repeats rarely pay, which training can unlearn; masks still allow every repeat.
         kinds = [(c.verb.value, c.aspect, c.fix, c.hypothesis is not None) for c in CATALOG]
         index = {kind: k for k, kind in enumerate(dict.fromkeys(kinds))}
         self.register_buffer("kind_of", torch.tensor([index[kind] for kind in kinds]))
-        self.repeat_bias = nn.Parameter(torch.zeros(len(index)))
+        self.repeat_bias = nn.Parameter(torch.full((len(index),), -3.0))
         team_offset = MAX_SERVICES * MAX_SERVICES + MAX_TEAMS  # global floats: dependencies, then "available"
         self.available = slice(team_offset - MAX_TEAMS, team_offset)
 

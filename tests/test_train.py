@@ -228,6 +228,13 @@ def test_a_policy_trained_on_another_layout_is_refused_with_what_differs():
     env.close()
 
 
+def _write_archive(path: Path, files: dict[str, bytes]) -> None:
+    """A model archive holding ``files`` (name -> bytes), as MaskablePPO.save lays one out."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
 def test_a_model_saved_by_another_version_of_the_policy_network_or_cut_short_is_refused_with_a_clear_error(tmp_path):
     env = make_training_env("IncidentIQ/SingleServiceOutage-v0", n_envs=1)
     MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs()).save(tmp_path / "model.zip")
@@ -239,15 +246,10 @@ def test_a_model_saved_by_another_version_of_the_policy_network_or_cut_short_is_
     buffer = io.BytesIO()
     torch.save(weights, buffer)
     files["policy.pth"] = buffer.getvalue()
-    with zipfile.ZipFile(tmp_path / "old.zip", "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
+    _write_archive(tmp_path / "old.zip", files)
     with pytest.raises(ValueError, match="another version of incidentiq's policy network"):
         PPOAgent.load(tmp_path / "old.zip")
-    files["policy.pth"] = files["policy.pth"][:1000]  # cut short, as by an interrupted copy
-    with zipfile.ZipFile(tmp_path / "cut.zip", "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
+    _write_archive(tmp_path / "cut.zip", {**files, "policy.pth": files["policy.pth"][:1000]})  # an interrupted copy
     with pytest.raises(ValueError, match="cut.zip is not a readable model archive"):
         PPOAgent.load(tmp_path / "cut.zip")
 

@@ -713,8 +713,9 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
         ax.axhline(metrics["target_grade"], color="0.6", linestyle=":", linewidth=1)
         title = env_id.removeprefix("IncidentIQ/")
         settings = metrics.get("settings", {})
-        mixed = sum(count for _, count in settings.get("mix", ()))
-        notes = [f"{mixed} of {settings['n_envs']} envs other tasks"] if mixed else []
+        mix = settings.get("mix", ())
+        notes = [f"of {settings['n_envs']} envs: " + ", ".join(
+            f"{count} {other.removeprefix('IncidentIQ/').removesuffix('-v0')}" for other, count in mix)] if mix else []
         if settings.get("split", "train") != "train":  # trained on the held-out pairs too
             notes.append(f"trained on split '{settings['split']}'")
         if notes:

@@ -316,17 +316,29 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert row["mix"] == [], "the easy task trains on its own incidents"
 
 
-def test_training_benchmark_mixes_easier_incidents_into_the_hard_task_unless_told_not_to(tmp_path):
+EASY_ID, MEDIUM_ID, HARD_ID = (f"IncidentIQ/{name}-v0" for name in
+                               ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation"))
+
+
+@pytest.mark.parametrize(
+    ("env_id", "expected", "graded_on", "note"),
+    [
+        (HARD_ID, [[EASY_ID, 2], [MEDIUM_ID, 2]], {HARD_ID}, "trained with 2 envs of SingleServiceOutage-v0"),
+        ("IncidentIQ/AnyIncident-v0", [[HARD_ID, 3]], {EASY_ID, MEDIUM_ID, HARD_ID},
+         "trained with 3 envs of AmbiguousPaymentDegradation-v0"),
+    ],
+)
+def test_training_benchmark_mixes_other_incidents_into_the_hard_task_and_any_incident_unless_told_not_to(
+        tmp_path, env_id, expected, graded_on, note):
     bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
-    hard = "IncidentIQ/AmbiguousPaymentDegradation-v0"
-    report = bench.main(["--env-ids", hard, "--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2",
+    report = bench.main(["--env-ids", env_id, "--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2",
                          "--final-episodes", "2", "--out-dir", str(tmp_path)])
-    expected = [["IncidentIQ/SingleServiceOutage-v0", 2], ["IncidentIQ/CascadingFailure-v0", 2]]
     assert report["results"][0]["mix"] == expected
-    saved = json.loads((tmp_path / "training" / "AmbiguousPaymentDegradation" / "metrics.json").read_text())
+    task = env_id.removeprefix("IncidentIQ/").removesuffix("-v0")
+    saved = json.loads((tmp_path / "training" / task / "metrics.json").read_text())
     assert saved["settings"]["mix"] == expected
-    assert set(saved["final_test_grade"]) == {hard}, "the grades stay on the hard task"
-    assert "trained with 2 envs of SingleServiceOutage-v0" in bench.format_report(report)
+    assert set(saved["final_test_grade"]) == graded_on, "the grades stay on the trained id's own incidents"
+    assert note in bench.format_report(report)
     assert bench.parse_settings(["--no-mix"]).mix is False
 
 

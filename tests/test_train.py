@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import pickle
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -190,6 +192,36 @@ def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(
     again = run_episode(env, agent, seed=4)
     assert first == again, "a deterministic policy replays the same episode"
     assert 0.0 <= first["grade"] <= 1.0 and first["steps"] >= 1
+
+
+def _trained(out: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """The weights and the curve of the run saved in ``out``."""
+    weights = PPOAgent.load(out / "model.zip").model.policy.state_dict()
+    return weights, json.loads((out / "metrics.json").read_text())["curve"]
+
+
+def test_the_same_seed_trains_the_same_policy_in_another_process(tmp_path):
+    def settings(seed: int, out: Path) -> TrainSettings:
+        return TrainSettings(env_id="IncidentIQ/CascadingFailure-v0", timesteps=128, n_envs=2, eval_every=64,
+                             eval_episodes=2, final_episodes=2, seed=seed, out=out, ppo=TINY)
+
+    train(settings(5, tmp_path / "here"), progress=False)
+    train(settings(6, tmp_path / "other-seed"), progress=False)
+    (tmp_path / "settings.pkl").write_bytes(pickle.dumps(settings(5, tmp_path / "there")))
+    code = (
+        "import pickle, sys, torch\n"
+        "from incidentiq.train import train\n"
+        f"torch.set_num_threads({torch.get_num_threads()})  # threads change the order of float sums\n"
+        "train(pickle.loads(open(sys.argv[1], 'rb').read()), progress=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "settings.pkl")], check=True, cwd=tmp_path,
+                   timeout=300)
+    (here, here_curve), (there, there_curve) = _trained(tmp_path / "here"), _trained(tmp_path / "there")
+    assert here.keys() == there.keys()
+    assert all(torch.equal(here[name], there[name]) for name in here), "same seed, same weights, bit for bit"
+    assert [p["grade"] for p in here_curve] == [p["grade"] for p in there_curve]
+    other, _ = _trained(tmp_path / "other-seed")
+    assert any(not torch.equal(here[name], other[name]) for name in here), "another seed trains another policy"
 
 
 def test_the_first_policy_to_reach_the_target_is_kept_and_graded_on_the_final_seeds(tmp_path, monkeypatch):

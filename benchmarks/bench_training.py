@@ -16,13 +16,16 @@ pairs training never draws. It reports:
 - the env steps and training seconds at which the mean test grade first
   reached 0.9 (evaluation time is not counted; wall-clock time is reported
   beside it), and the grade of that first policy on ``final_episodes`` test
-  seeds (per task for AnyIncident);
-- the final mean grade on ``final_episodes`` test seeds, per task (an
+  seeds the curve never played (``eval_episodes`` on, per task for
+  AnyIncident): the curve picked it for its grade on the curve's seeds, so
+  only other seeds say what it learned;
+- the final mean grade on ``final_episodes`` test seeds (from 0), per task (an
   AnyIncident policy is graded on each of the three tasks), next to the
   random and rule-based agents on the same incidents;
-- PASS/FAIL against the budget: the first policy to reach 0.9 on the curve
-  grades >= 0.9 on ``final_episodes`` test seeds (on every task), after at most
-  300,000 env steps and 15 minutes of training.
+- PASS/FAIL against the target: the final policy, after at most 300,000
+  env steps and 15 minutes of training, grades >= 0.9 on the final seeds
+  of every task. (The first policy at 0.9 is not what PASS asks about: the
+  curve picked it, and its columns measure how fast a run gets there.)
 
 Each row records the machine and the torch threads of its own run: rows kept
 from an earlier report may come from other conditions.
@@ -158,15 +161,18 @@ def run_dir(out_dir: Path, env_id: str) -> Path:
 
 
 def passes(metrics: dict) -> bool:
-    """Whether a run meets the budget: trained on the train split only, its first policy to reach the target
-    grades at least that on every task's final seeds, within the step and training-time budgets."""
-    at_target = metrics["grade_at_target"]
+    """Whether a run meets the target: trained on the train split only, within the step and training-time
+    budgets, its final policy grades at least ``TARGET_GRADE`` on every task's final seeds.
+
+    The final policy is the one the budget fixes in advance. The first policy to reach the target on the
+    curve was picked by its grade there: its grade on other seeds (``grade_at_target``) and when it came
+    tell how fast a run learns, not whether it met the target.
+    """
     return (
         metrics["settings"].get("split", "train") == "train"
-        and at_target is not None
-        and all(grade >= TARGET_GRADE for grade in at_target.values())
-        and metrics["steps_to_target"] <= STEP_BUDGET
-        and metrics["seconds_to_target"] <= SECONDS_BUDGET
+        and metrics["timesteps"] <= STEP_BUDGET
+        and metrics["train_seconds"] <= SECONDS_BUDGET
+        and all(grade >= TARGET_GRADE for grade in metrics["final_test_grade"].values())
     )
 
 
@@ -206,6 +212,7 @@ def run(settings: Settings) -> dict:
                 "train_seconds": metrics["train_seconds"],
                 "wall_seconds": wall,
                 "grade_at_target": metrics["grade_at_target"],
+                "target_seeds": metrics["target_seeds"],
                 "final_test_grade": final,
                 "reference_test_grade": metrics["reference_test_grade"],
                 "passes": passes(metrics),

@@ -244,7 +244,9 @@ def test_the_first_policy_to_reach_the_target_is_kept_and_graded_on_the_final_se
     first_params = first.model.policy.state_dict()
     assert any(not torch.equal(first_params[k], v) for k, v in final.model.policy.state_dict().items()), (
         "the kept policy is the untrained one, not the final one")
-    assert metrics["grade_at_target"] == {env_id: training.mean_grade(lambda env: first, env_id, range(3))}
+    # Graded on 3 seeds the curve (seeds 0 and 1) never played.
+    assert metrics["target_seeds"] == [2, 5]
+    assert metrics["grade_at_target"] == {env_id: training.mean_grade(lambda env: first, env_id, range(2, 5))}
 
 
 def test_a_policy_trained_on_another_layout_is_refused_with_what_differs():
@@ -375,21 +377,23 @@ def test_training_benchmark_mixes_other_incidents_into_the_hard_task_and_any_inc
 
 
 @pytest.mark.parametrize(
-    ("grade_at_target", "steps", "seconds", "expected"),
+    ("final_test_grade", "timesteps", "seconds", "expected"),
     [
-        ({"easy": 0.93}, 120_000, 600.0, True),
-        ({"easy": 0.89}, 120_000, 600.0, False),  # the curve's 100 incidents said 0.9, the final 200 do not
-        ({"easy": 0.93}, 120_000, 901.0, False),  # over 15 minutes of training
-        ({"easy": 0.93, "hard": 0.85}, 120_000, 600.0, False),  # AnyIncident: every task counts
-        (None, None, None, False),  # never reached
+        ({"easy": 0.93}, 299_008, 800.0, True),
+        ({"easy": 0.89}, 299_008, 800.0, False),  # below the target on the final seeds
+        ({"easy": 0.93}, 299_008, 901.0, False),  # over 15 minutes of training
+        ({"easy": 0.93}, 300_001, 800.0, False),  # over 300,000 env steps
+        ({"easy": 0.93, "hard": 0.85}, 299_008, 800.0, False),  # AnyIncident: every task counts
     ],
 )
-def test_training_benchmark_passes_the_first_policy_to_reach_the_target_within_budget(
-        grade_at_target, steps, seconds, expected):
+def test_training_benchmark_passes_a_final_policy_at_the_target_within_budget(
+        final_test_grade, timesteps, seconds, expected):
     bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
-    metrics = {"grade_at_target": grade_at_target, "steps_to_target": steps, "seconds_to_target": seconds,
-               "settings": {"split": "train"}}
+    metrics = {"final_test_grade": final_test_grade, "timesteps": timesteps, "train_seconds": seconds,
+               "grade_at_target": None, "settings": {"split": "train"}}
     assert bench.passes(metrics) is expected
+    # Whether or when the curve first reached the target does not decide: the curve picked that policy.
+    assert bench.passes({**metrics, "grade_at_target": {"easy": 0.5}}) is expected
     # A run that trained on the held-out pairs too never passes, however well it grades.
     assert bench.passes({**metrics, "settings": {"split": "all"}}) is False
 

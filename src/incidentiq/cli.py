@@ -712,10 +712,11 @@ def _train_command(args: argparse.Namespace) -> int:
             f"(random {reference['random']:.3f}, heuristic {reference['heuristic']:.3f})"
         )
     reached = metrics["steps_to_target"]
-    if reached:
+    if reached is not None:  # 0 when the untrained policy already grades the target
         grades = ", ".join(f"{grade:.3f}" for grade in metrics["grade_at_target"].values())
         target = (f"reached {metrics['target_grade']} at {reached} steps, {metrics['seconds_to_target']:.0f} s "
-                  f"of training (that policy: {grades} over {settings.final_episodes} incidents)")
+                  f"of training (that policy: {grades} over {settings.final_episodes} incidents the curve never "
+                  "played)")
     else:
         target = "did not reach the target"
     print(f"{metrics['timesteps']} steps in {metrics['wall_seconds']:.0f} s; {target}")

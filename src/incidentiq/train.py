@@ -615,9 +615,10 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     """Train MaskablePPO, write ``model.zip``, ``metrics.json`` and ``learning_curve.png`` under ``settings.out``.
 
     The first policy whose curve point reaches :data:`TARGET_GRADE` is also
-    saved, as ``model_at_target.zip``, and graded on the final seeds
-    (``grade_at_target`` in the metrics): the grade of a policy trained for
-    ``steps_to_target`` steps and ``seconds_to_target`` seconds.
+    saved, as ``model_at_target.zip``, and graded on ``final_episodes`` seeds
+    the curve never played, ``eval_episodes`` on (``grade_at_target`` in
+    the metrics): the grade of a policy trained for ``steps_to_target`` steps
+    and ``seconds_to_target`` seconds, free of the luck that picked it.
 
     The budget is rounded down to whole rollouts (``n_steps * n_envs``), so
     training never takes more than ``timesteps`` env steps (but at least one
@@ -641,7 +642,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     model = MaskablePPO(CatalogPolicy, env, seed=settings.seed, device="cpu", verbose=0, **ppo.model_kwargs())
     model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty folder in /tmp per run
     say = log or (lambda text: None)
-    # The first policy whose curve point reaches the target is kept, to be graded on the final seeds too.
+    # The first policy whose curve point reaches the target is kept, to be graded on seeds the curve never played.
     at_target = out / "model_at_target.zip"
     at_target.unlink(missing_ok=True)
 
@@ -668,10 +669,14 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     final = {env_id: mean_grade(lambda env: PPOAgent(model), env_id, final_seeds) for env_id in final_ids}
     references = {env_id: reference_grades(env_id, final_seeds) for env_id in final_ids}
     reached = curve.first_reaching(TARGET_GRADE)
+    # The curve picked that policy for its grade on the curve's seeds: graded there again, it would keep the luck
+    # that picked it. Seeds the curve never played tell what it learned.
+    target_seeds = range(settings.eval_episodes, settings.eval_episodes + settings.final_episodes)
     grade_at_target = None
     if reached is not None:
         first = PPOAgent.load(at_target).model
-        grade_at_target = {env_id: mean_grade(lambda env: PPOAgent(first), env_id, final_seeds) for env_id in final_ids}
+        grade_at_target = {env_id: mean_grade(lambda env: PPOAgent(first), env_id, target_seeds)
+                           for env_id in final_ids}
     metrics = {
         "env_id": settings.env_id,
         "timesteps": int(model.num_timesteps),
@@ -681,6 +686,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
         "steps_to_target": reached.steps if reached else None,
         "seconds_to_target": reached.seconds if reached else None,
         "grade_at_target": grade_at_target,
+        "target_seeds": [target_seeds.start, target_seeds.stop],
         "final_test_grade": final,
         "final_episodes": settings.final_episodes,
         "reference_test_grade": references,

@@ -224,7 +224,7 @@ def test_the_same_seed_trains_the_same_policy_in_another_process(tmp_path):
     assert any(not torch.equal(here[name], other[name]) for name in here), "another seed trains another policy"
 
 
-def test_the_first_policy_to_reach_the_target_is_kept_and_graded_on_the_final_seeds(tmp_path, monkeypatch):
+def test_the_first_policy_to_reach_the_target_is_kept_and_graded_on_seeds_the_curve_never_played(tmp_path, monkeypatch):
     import incidentiq.train as training
 
     env_id = "IncidentIQ/SingleServiceOutage-v0"

@@ -63,6 +63,17 @@ def test_clients_do_not_share_sessions(server):
         assert two.state()["task_id"] == "ambiguous_payment_degradation"
 
 
+def test_a_sessions_random_name_does_not_reach_its_incidents(server):
+    # Each client names its session with a fresh uuid; the incident and every step come from the seed alone.
+    with IncidentIQClient(server) as one, IncidentIQClient(server) as two:
+        assert one.session_id != two.session_id
+        first = [one.reset(task_id="cascading_failure", seed=9), two.reset(task_id="cascading_failure", seed=9)]
+        assert first[0] == first[1]
+        service = first[0]["observation"]["affected_services"][0]
+        for command in (f"investigate {service}", "escalate", "resolve"):
+            assert one.step(command) == two.step(command)
+
+
 def test_client_admin_token_and_errors(server, monkeypatch):
     with IncidentIQClient(server, session_id="client-admin-session", admin_token=ADMIN) as admin:
         admin.reset(task_id="single_service_outage", seed=2)

@@ -36,6 +36,8 @@ from incidentiq.wrappers.tokenize import FINDING_LENGTH  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = PPOSettings(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
+EASY_ID, MEDIUM_ID, HARD_ID = (f"IncidentIQ/{name}-v0" for name in
+                               ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation"))
 
 
 @pytest.fixture(autouse=True)
@@ -134,8 +136,7 @@ def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():
 
 @pytest.mark.parametrize("subprocess", [False, True])
 def test_a_mixed_training_env_plays_each_id_it_was_given_seeded_as_make_vec_env_seeds(subprocess):
-    easy, medium, hard = (f"IncidentIQ/{name}-v0" for name in
-                          ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation"))
+    easy, medium, hard = EASY_ID, MEDIUM_ID, HARD_ID
     mixed = make_training_env(hard, n_envs=4, seed=3, subprocess=subprocess, mix=[(easy, 1), (medium, 1)])
     assert [spec.id for spec in mixed.get_attr("spec")] == [hard, hard, easy, medium]
     first = mixed.reset()
@@ -350,10 +351,6 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert row["mix"] == [], "the easy task trains on its own incidents"
 
 
-EASY_ID, MEDIUM_ID, HARD_ID = (f"IncidentIQ/{name}-v0" for name in
-                               ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation"))
-
-
 @pytest.mark.parametrize(
     ("env_id", "expected", "graded_on", "note"),
     [
@@ -368,8 +365,7 @@ def test_training_benchmark_mixes_other_incidents_into_the_hard_task_and_any_inc
     report = bench.main(["--env-ids", env_id, "--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2",
                          "--final-episodes", "2", "--out-dir", str(tmp_path)])
     assert report["results"][0]["mix"] == expected
-    task = env_id.removeprefix("IncidentIQ/").removesuffix("-v0")
-    saved = json.loads((tmp_path / "training" / task / "metrics.json").read_text())
+    saved = json.loads((bench.run_dir(tmp_path, env_id) / "metrics.json").read_text())
     assert saved["settings"]["mix"] == expected
     assert set(saved["final_test_grade"]) == graded_on, "the grades stay on the trained id's own incidents"
     assert note in bench.format_report(report)

@@ -719,9 +719,11 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
         ax.axhline(metrics["target_grade"], color="0.6", linestyle=":", linewidth=1)
         title = env_id.removeprefix("IncidentIQ/")
         settings = metrics.get("settings", {})
-        mix = settings.get("mix", ())
-        notes = [f"of {settings['n_envs']} envs: " + ", ".join(
-            f"{count} {other.removeprefix('IncidentIQ/').removesuffix('-v0')}" for other, count in mix)] if mix else []
+        notes = []
+        if settings.get("mix"):
+            mixed = ", ".join(f"{count} {other.removeprefix('IncidentIQ/').removesuffix('-v0')}"
+                              for other, count in settings["mix"])
+            notes.append(f"of {settings['n_envs']} envs: {mixed}")
         if settings.get("split", "train") != "train":  # trained on the held-out pairs too
             notes.append(f"trained on split '{settings['split']}'")
         if notes:

@@ -71,7 +71,7 @@ Trained alone, the hard task rarely ends an episode with a correct fix and
 a resolve early on, so premature resolves (-0.40) teach the policy to stop
 resolving before a resolve after a fix is ever rewarded. Two easy and two
 medium envs show it that reward early. (One of each, on seeds 0 to 4, ended
-lower on four seeds: ``results/mix_1_1``; three of each ended lower too:
+lower on four seeds, ``results/mix_1_1``, and so did three of each,
 ``results/mix_3_3``.)
 
 AnyIncident draws each task a third of the time, so a policy for all three

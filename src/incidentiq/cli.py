@@ -433,7 +433,7 @@ def evaluate_agent(
                 episode = run_episode(env, player, seed=seed + k)
                 episodes_played.append(episode)
                 incident = env.unwrapped.incident  # the episode is over: its truth may be reported
-                by_cause.setdefault(f"{incident.family.name}@{incident.root}", []).append(float(episode["grade"]))
+                by_cause.setdefault(incident.cause, []).append(float(episode["grade"]))
                 bar.update()
     finally:
         env.close()

@@ -75,6 +75,11 @@ class Incident(NamedTuple):
     date: str
 
     @property
+    def cause(self) -> str:
+        """``"family@root"``, e.g. ``"connection_pool_exhaustion@payment-service"``: what results are broken down by."""
+        return f"{self.family.name}@{self.root}"
+
+    @property
     def owner(self) -> str:
         """The team that must take the incident."""
         return SERVICES[self.root].team.value

@@ -1,0 +1,175 @@
+"""Does an agent ask the question that reveals the root cause, and what does it score when it does not?
+
+Usage:
+    python benchmarks/revealing_question.py ppo:runs/hard/model.zip heuristic
+    python benchmarks/revealing_question.py --task cascading_failure --episodes 50 random walkthrough
+    python benchmarks/revealing_question.py --help
+
+An incident's revealing question is the first investigation of its
+walkthrough, the optimal commands read from the ground truth (never shown to
+the agent): "investigate payment-service database" when payment-service's
+connection pool is exhausted, the hard task's held-out cause that trained
+policies miss most. For each agent and each cause (fault family @ root
+service) the script counts the episodes in which the agent asked that
+question before its first fix, and reports its mean grade over those
+episodes and over the others. A cause whose grade collapses when the
+question is skipped is lost to the question, not to what follows it.
+
+Agents are ``incidentiq evaluate --agent`` values (``ppo:DIR/model.zip``,
+``heuristic``, ``random``, ``walkthrough``). Episodes use seeds
+``--seed .. --seed + --episodes - 1`` of ``--split``, as ``incidentiq
+evaluate`` does, so the grades match its ``--by-cause`` table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+
+from incidentiq.cli import AgentSpec, Progress, resolve_agent, resolve_tasks
+from incidentiq.language.parser import parse
+from incidentiq.sim.commands import Verb
+from incidentiq.sim.tasks import Split
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "revealing_question.json"
+
+
+@dataclass(frozen=True)
+class CauseRow:
+    """One agent on one cause: how often it asked the revealing question before fixing, and its grades."""
+
+    agent: str
+    cause: str
+    question: str
+    episodes: int
+    asked: int
+    grade: float
+    grade_asked: float | None
+    """Mean grade of the episodes that asked the question before the first fix (``None``: there were none)."""
+    grade_not_asked: float | None
+    """Mean grade of the others (``None``: there were none)."""
+
+
+def revealing_question(walkthrough: Sequence[str]) -> str:
+    """The canonical text of the first investigation among the ``walkthrough``'s commands.
+
+    >>> revealing_question(["escalate", "investigate payment-service database", "resolve"])
+    'investigate payment-service database'
+    """
+    for text in walkthrough:
+        parsed = parse(text)
+        if parsed.command is not None and parsed.command.verb is Verb.INVESTIGATE:
+            return parsed.canonical
+    raise ValueError(f"the walkthrough investigates nothing: {list(walkthrough)}")
+
+
+def play(env: gym.Env, player, seed: int) -> tuple[str, str, bool, float]:
+    """One episode: its cause, its revealing question, whether it was asked before the first fix, and the grade."""
+    obs, info = env.reset(seed=seed)
+    player.reset(obs, info)
+    question = revealing_question(env.unwrapped.walkthrough())
+    asked = fixing = False
+    while True:
+        text = player.act(obs, info)
+        parsed = parse(text)  # as the env reads it
+        if parsed.command is not None and parsed.command.verb is Verb.MITIGATE:
+            fixing = True
+        elif parsed.canonical == question and not fixing:
+            asked = True
+        obs, _, terminated, truncated, info = env.step(text)
+        if terminated or truncated:
+            return env.unwrapped.incident.cause, question, asked, float(info["grade"])
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def measure(agent: str, spec: AgentSpec, env_id: str, split: str, episodes: int, seed: int = 0,
+            progress: bool = True) -> list[CauseRow]:
+    """Play ``episodes`` episodes of ``env_id`` with the agent ``spec`` resolved from ``agent``; one row per cause,
+    sorted by cause, named ``agent`` (the value as given: two saved policies can share a folder name)."""
+    env = gym.make(env_id, split=split)
+    played: dict[str, tuple[str, list[float], list[float]]] = {}
+    try:
+        player = spec.build(env, seed)
+        with Progress(episodes, f"{spec.name} on {env_id}", enabled=progress) as bar:
+            for k in range(episodes):
+                cause, question, asked, grade = play(env, player, seed + k)
+                _, with_question, without = played.setdefault(cause, (question, [], []))
+                (with_question if asked else without).append(grade)
+                bar.update()
+    finally:
+        env.close()
+    return [
+        CauseRow(agent, cause, question, len(yes) + len(no), len(yes), _mean(yes + no), _mean(yes), _mean(no))
+        for cause, (question, yes, no) in sorted(played.items())
+    ]
+
+
+def format_rows(rows: Sequence[CauseRow]) -> str:
+    """A plain-text table per agent: each cause, how often its question was asked, and the grades with and without."""
+
+    def grade(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    lines: list[str] = []
+    agent = None
+    for row in rows:
+        if row.agent != agent:
+            agent = row.agent
+            lines += [f"== {agent}", f"{'cause':<46}{'asked':>9}{'grade':>8}{'asked':>8}{'not':>8}"]
+        lines.append(f"{row.cause:<46}{f'{row.asked}/{row.episodes}':>9}{grade(row.grade):>8}"
+                     f"{grade(row.grade_asked):>8}{grade(row.grade_not_asked):>8}")
+    lines.append("asked: episodes that sent the cause's revealing question before their first fix; "
+                 "the last two columns are the mean grade of those episodes and of the others")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("agents", nargs="+", metavar="AGENT", help="incidentiq evaluate --agent values")
+    parser.add_argument("--task", default="ambiguous_payment_degradation",
+                        help="task id or env id (default: %(default)s)")
+    parser.add_argument("--split", choices=[s.value for s in Split], default=Split.TEST.value,
+                        help="default: %(default)s")
+    parser.add_argument("--episodes", type=int, default=200, help="episodes per agent (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="first episode's seed (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be positive")
+    try:
+        args.env_id = resolve_tasks(args.task, allow_all=False)[0].env_id
+        args.specs = [resolve_agent(agent) for agent in args.agents]  # a typo fails before any episode is played
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Measure every agent, print the table and write the JSON report; return the report."""
+    args = parse_args(argv)
+    rows = [row for agent, spec in zip(args.agents, args.specs)
+            for row in measure(agent, spec, args.env_id, args.split, args.episodes, args.seed, progress=not args.quiet)]
+    report = {
+        "settings": {"agents": args.agents, "env_id": args.env_id, "split": args.split,
+                     "episodes": args.episodes, "seed": args.seed},
+        "results": [asdict(row) for row in rows],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_rows(rows))
+    print(f"wrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""``benchmarks/revealing_question.py``: whether an agent asks the question that reveals the root cause."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import incidentiq  # noqa: F401  (registers the ids)
+from incidentiq.sim.faults import TEST_COMBOS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "revealing_question.py"
+HARD = "IncidentIQ/AmbiguousPaymentDegradation-v0"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(SCRIPT.stem, SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SCRIPT.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _load_script()
+
+
+class Scripted:
+    """Sends ``opening`` first, then the incident's walkthrough."""
+
+    def __init__(self, env: gym.Env, opening: list[str]):
+        self.env, self.opening = env, opening
+
+    def reset(self, obs: dict, info: dict) -> None:
+        self.commands = self.opening + self.env.unwrapped.walkthrough()
+
+    def act(self, obs: dict, info: dict) -> str:
+        return self.commands.pop(0) if self.commands else "resolve"
+
+
+def test_help_names_every_option():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for option in ("--task", "--split", "--episodes", "--seed", "--out", "--quiet", "AGENT"):
+        assert option in done.stdout
+
+
+def test_the_question_counts_only_before_the_first_fix():
+    env = gym.make(HARD, split="test")
+    for seed in range(6):
+        env.reset(seed=seed)
+        question = script.revealing_question(env.unwrapped.walkthrough())
+        assert question.startswith("investigate ")
+        cause, asked_question, asked, grade = script.play(env, Scripted(env, []), seed)
+        assert (cause, asked_question, asked, grade) == (env.unwrapped.incident.cause, question, True, 1.0)
+        # The same questions after a fix on the wrong service come too late to count.
+        wrong = next(s for s in env.unwrapped.incident.services if s != env.unwrapped.incident.root)
+        fix_first = Scripted(env, [f"investigate {wrong}", f"mitigate: restart {wrong}"])
+        _, _, asked, late_grade = script.play(env, fix_first, seed)
+        assert not asked
+        assert late_grade < 1.0
+    env.close()
+
+
+def test_a_walkthrough_without_an_investigation_is_refused():
+    with pytest.raises(ValueError, match="investigates nothing"):
+        script.revealing_question(["escalate", "resolve"])
+
+
+def test_the_report_splits_each_held_out_cause_by_whether_the_question_was_asked(tmp_path, capsys):
+    out = tmp_path / "rq.json"
+    report = script.main(["walkthrough", "random", "--episodes", "24", "--quiet", "--out", str(out)])
+    assert json.loads(out.read_text()) == report
+    assert report["settings"]["env_id"] == HARD
+    held_out = {f"{family}@{root}" for family, root in TEST_COMBOS}
+    by_agent: dict[str, list[dict]] = {}
+    for row in report["results"]:
+        by_agent.setdefault(row["agent"], []).append(row)
+        assert row["cause"] in held_out
+        assert 0 <= row["asked"] <= row["episodes"]
+        assert (row["grade_asked"] is None) == (row["asked"] == 0)
+        assert (row["grade_not_asked"] is None) == (row["asked"] == row["episodes"])
+    assert set(by_agent) == {"walkthrough", "random"}
+    for rows in by_agent.values():
+        assert sum(row["episodes"] for row in rows) == 24
+    for row in by_agent["walkthrough"]:
+        assert row["asked"] == row["episodes"] and row["grade"] == 1.0
+    assert any(row["asked"] < row["episodes"] for row in by_agent["random"])
+    printed = capsys.readouterr().out
+    assert "== walkthrough" in printed and "connection_pool_exhaustion@payment-service" in printed
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["--task", "nope", "heuristic"], ["--episodes", "0", "heuristic"]])
+def test_bad_arguments_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err

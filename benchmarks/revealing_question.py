@@ -13,7 +13,10 @@ policies miss most. For each agent and each cause (fault family @ root
 service) the script counts the episodes in which the agent asked that
 question before its first fix, and reports its mean grade over those
 episodes and over the others. A cause whose grade collapses when the
-question is skipped is lost to the question, not to what follows it.
+question is skipped is lost to the question, not to what follows it. On
+hard-task incidents it also counts the episodes whose reasoning named the
+true hypothesis (the grade's reasoning credit): a policy that names the
+same hypothesis whatever the evidence earns it on one cause in three.
 
 Agents are ``incidentiq evaluate --agent`` values (``ppo:DIR/model.zip``,
 ``heuristic``, ``random``, ``walkthrough``). Episodes use seeds
@@ -53,6 +56,8 @@ class CauseRow:
     """Mean grade of the episodes that asked the question before the first fix (``None``: there were none)."""
     grade_not_asked: float | None
     """Mean grade of the others (``None``: there were none)."""
+    concluded: int | None = None
+    """Episodes whose reasoning named the true hypothesis (hard-task incidents; ``None`` when the cause had none)."""
 
 
 def revealing_question(walkthrough: Sequence[str]) -> str:
@@ -68,8 +73,10 @@ def revealing_question(walkthrough: Sequence[str]) -> str:
     raise ValueError(f"the walkthrough investigates nothing: {list(walkthrough)}")
 
 
-def play(env: gym.Env, player, seed: int) -> tuple[str, str, bool, float]:
-    """One episode: its cause, its revealing question, whether it was asked before the first fix, and the grade."""
+def play(env: gym.Env, player, seed: int) -> tuple[str, str, bool, float, bool | None]:
+    """One episode: its cause, its revealing question, whether it was asked before the first fix, the grade, and
+    whether the reasoning named the true hypothesis (the grader's reasoning credit; ``None`` for an incident
+    with no hypotheses)."""
     obs, info = env.reset(seed=seed)
     player.reset(obs, info)
     question = revealing_question(env.unwrapped.walkthrough())
@@ -83,7 +90,9 @@ def play(env: gym.Env, player, seed: int) -> tuple[str, str, bool, float]:
             asked = True
         obs, _, terminated, truncated, info = env.step(text)
         if terminated or truncated:
-            return env.unwrapped.incident.cause, question, asked, float(info["grade"])
+            incident = env.unwrapped.incident
+            concluded = info["grade_components"]["reasoning"] > 0 if incident.hypothesis is not None else None
+            return incident.cause, question, asked, float(info["grade"]), concluded
 
 
 def _mean(values: list[float]) -> float | None:
@@ -95,20 +104,22 @@ def measure(agent: str, spec: AgentSpec, env_id: str, split: str, episodes: int,
     """Play ``episodes`` episodes of ``env_id`` with the agent ``spec`` resolved from ``agent``; one row per cause,
     sorted by cause, named ``agent`` (the value as given: two saved policies can share a folder name)."""
     env = gym.make(env_id, split=split)
-    played: dict[str, tuple[str, list[float], list[float]]] = {}
+    played: dict[str, tuple[str, list[float], list[float], list[bool | None]]] = {}
     try:
         player = spec.build(env, seed)
         with Progress(episodes, f"{spec.name} on {env_id}", enabled=progress) as bar:
             for k in range(episodes):
-                cause, question, asked, grade = play(env, player, seed + k)
-                _, with_question, without = played.setdefault(cause, (question, [], []))
+                cause, question, asked, grade, concluded = play(env, player, seed + k)
+                _, with_question, without, conclusions = played.setdefault(cause, (question, [], [], []))
                 (with_question if asked else without).append(grade)
+                conclusions.append(concluded)
                 bar.update()
     finally:
         env.close()
     return [
-        CauseRow(agent, cause, question, len(yes) + len(no), len(yes), _mean(yes + no), _mean(yes), _mean(no))
-        for cause, (question, yes, no) in sorted(played.items())
+        CauseRow(agent, cause, question, len(yes) + len(no), len(yes), _mean(yes + no), _mean(yes), _mean(no),
+                 sum(c is True for c in conclusions) if any(c is not None for c in conclusions) else None)
+        for cause, (question, yes, no, conclusions) in sorted(played.items())
     ]
 
 
@@ -123,11 +134,13 @@ def format_rows(rows: Sequence[CauseRow]) -> str:
     for row in rows:
         if row.agent != agent:
             agent = row.agent
-            lines += [f"== {agent}", f"{'cause':<46}{'asked':>9}{'grade':>8}{'asked':>8}{'not':>8}"]
+            lines += [f"== {agent}", f"{'cause':<46}{'asked':>9}{'grade':>8}{'asked':>8}{'not':>8}{'concluded':>11}"]
         lines.append(f"{row.cause:<46}{f'{row.asked}/{row.episodes}':>9}{grade(row.grade):>8}"
-                     f"{grade(row.grade_asked):>8}{grade(row.grade_not_asked):>8}")
-    lines.append("asked: episodes that sent the cause's revealing question before their first fix; "
-                 "the last two columns are the mean grade of those episodes and of the others")
+                     f"{grade(row.grade_asked):>8}{grade(row.grade_not_asked):>8}"
+                     f"{'-' if row.concluded is None else f'{row.concluded}/{row.episodes}':>11}")
+    lines.append("asked: episodes that sent the cause's revealing question before their first fix, then the mean "
+                 "grade of those episodes and of the others; concluded: episodes whose reasoning named the true "
+                 "hypothesis (hard task)")
     return "\n".join(lines)
 
 

@@ -55,12 +55,12 @@ def test_the_question_counts_only_before_the_first_fix():
         env.reset(seed=seed)
         question = script.revealing_question(env.unwrapped.walkthrough())
         assert question.startswith("investigate ")
-        cause, asked_question, asked, grade = script.play(env, Scripted(env, []), seed)
-        assert (cause, asked_question, asked, grade) == (env.unwrapped.incident.cause, question, True, 1.0)
+        played = script.play(env, Scripted(env, []), seed)
+        assert played == (env.unwrapped.incident.cause, question, True, 1.0, True)
         # The same questions after a fix on the wrong service come too late to count.
         wrong = next(s for s in env.unwrapped.incident.services if s != env.unwrapped.incident.root)
         fix_first = Scripted(env, [f"investigate {wrong}", f"mitigate: restart {wrong}"])
-        _, _, asked, late_grade = script.play(env, fix_first, seed)
+        _, _, asked, late_grade, _ = script.play(env, fix_first, seed)
         assert not asked
         assert late_grade < 1.0
     env.close()
@@ -88,10 +88,18 @@ def test_the_report_splits_each_held_out_cause_by_whether_the_question_was_asked
     for rows in by_agent.values():
         assert sum(row["episodes"] for row in rows) == 24
     for row in by_agent["walkthrough"]:
-        assert row["asked"] == row["episodes"] and row["grade"] == 1.0
+        assert row["asked"] == row["concluded"] == row["episodes"] and row["grade"] == 1.0
     assert any(row["asked"] < row["episodes"] for row in by_agent["random"])
+    assert all(0 <= row["concluded"] <= row["episodes"] for row in by_agent["random"])
     printed = capsys.readouterr().out
     assert "== walkthrough" in printed and "connection_pool_exhaustion@payment-service" in printed
+
+
+def test_a_task_without_hypotheses_reports_no_conclusions(tmp_path):
+    report = script.main(["walkthrough", "--task", "single_service_outage", "--episodes", "6", "--quiet",
+                          "--out", str(tmp_path / "rq.json")])
+    rows = report["results"]
+    assert rows and all(row["concluded"] is None and row["asked"] == row["episodes"] for row in rows)
 
 
 @pytest.mark.parametrize("argv", [["nosuch"], ["--task", "nope", "heuristic"], ["--episodes", "0", "heuristic"]])

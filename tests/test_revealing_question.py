@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from script_loader import load_script
 
 import incidentiq  # noqa: F401  (registers the ids)
 from incidentiq.sim.faults import TEST_COMBOS
@@ -18,15 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "revealing_questio
 HARD = "IncidentIQ/AmbiguousPaymentDegradation-v0"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(SCRIPT.stem, SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[SCRIPT.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
+script = load_script(SCRIPT)
 
 
 class Scripted:

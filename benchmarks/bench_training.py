@@ -33,7 +33,9 @@ from an earlier report may come from other conditions.
 ``--train-split all`` lets the training envs draw the held-out pairs too. Such
 a run never PASSes; it measures how much of the test grade a policy loses to
 generalization rather than to the budget or the network (write it to its own
-``--out-dir``).
+``--out-dir``). ``--evidence-conclusions`` trains with the head that names
+the hard task's hypothesis from the findings (``PPOSettings.evidence_conclusions``;
+``results/evidence_conclusions`` has what it did on two seeds).
 
 It writes ``bench_training.json`` and ``learning_curves.png`` (one panel per
 id) to ``--out-dir``, and each run's ``metrics.json``, ``learning_curve.png``
@@ -57,7 +59,7 @@ import numpy as np
 import torch
 
 import incidentiq
-from incidentiq.train import TARGET_GRADE, TRAINING_SPLITS, TrainSettings, plot_learning_curve, train
+from incidentiq.train import TARGET_GRADE, TRAINING_SPLITS, PPOSettings, TrainSettings, plot_learning_curve, train
 
 STEP_BUDGET = 300_000
 SECONDS_BUDGET = 15 * 60
@@ -97,6 +99,7 @@ class Settings:
     progress: bool = False
     mix: bool = True
     train_split: str = "train"
+    evidence_conclusions: bool = False
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -119,6 +122,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                         help="split the training envs draw from; 'all' includes the held-out (family, root) pairs, "
                              "to measure what generalizing to them costs (grades stay on the test split; "
                              "default: %(default)s)")
+    parser.add_argument("--evidence-conclusions", action="store_true",
+                        help="score the hard task's conclusions from the findings, not the context "
+                             "(PPOSettings.evidence_conclusions)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
@@ -127,7 +133,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
-                    args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split)
+                    args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
+                    args.evidence_conclusions)
 
 
 def _cpu_model() -> str:
@@ -196,6 +203,7 @@ def run(settings: Settings) -> dict:
                 eval_episodes=settings.eval_episodes,
                 final_episodes=settings.final_episodes,
                 out=run_dir(settings.out_dir, env_id),
+                ppo=PPOSettings(evidence_conclusions=settings.evidence_conclusions),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),

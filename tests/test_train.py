@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import io
 import json
 import pickle
@@ -21,6 +21,7 @@ pytest.importorskip("torch")
 
 import torch  # noqa: E402
 from sb3_contrib import MaskablePPO  # noqa: E402
+from script_loader import ROOT, load_script  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import SubprocVecEnv  # noqa: E402
 
@@ -32,9 +33,8 @@ from incidentiq.sim.commands import Aspect, Verb  # noqa: E402
 from incidentiq.sim.generator import MAX_SERVICES  # noqa: E402
 from incidentiq.train import CatalogPolicy, PPOAgent, PPOSettings, TrainSettings, make_training_env, train  # noqa: E402
 from incidentiq.wrappers import CATALOG, wrap_for_rl  # noqa: E402
-from incidentiq.wrappers.tokenize import FINDING_LENGTH  # noqa: E402
+from incidentiq.wrappers.tokenize import FINDING_LENGTH, SLOT_LENGTH  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = PPOSettings(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
 EASY_ID, MEDIUM_ID, HARD_ID = (f"IncidentIQ/{name}-v0" for name in
                                ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation"))
@@ -46,14 +46,6 @@ def _scratch_temp_dir(tmp_path, monkeypatch):
     scratch = tmp_path / "temp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-
-
-def _load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("env_id", list(incidentiq.ENV_IDS))
@@ -70,13 +62,16 @@ def test_policy_forward_gives_one_logit_per_catalog_command(env_id):
     env.close()
 
 
-def _hard_policy_and_observation():
-    """A fresh hard-task policy and one observation of it as tensors (batch of one)."""
+def _hard_policy_and_observation(ppo: PPOSettings = TINY, steps: int = 0):
+    """A fresh hard-task policy and an observation of it as tensors (batch of one), after ``steps`` random commands."""
     env = make_training_env("IncidentIQ/AmbiguousPaymentDegradation-v0", n_envs=1, seed=0)
-    model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **TINY.model_kwargs())
-    obs = model.policy.obs_to_tensor(env.reset())[0]
+    model = MaskablePPO(CatalogPolicy, env, seed=0, device="cpu", **ppo.model_kwargs())
+    obs = env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        obs = env.step(rng.choice(np.flatnonzero(env.env_method("action_masks")[0]), size=1))[0]
     env.close()
-    return model.policy, obs
+    return model.policy, model.policy.obs_to_tensor(obs)[0]
 
 
 def _logits(policy, obs) -> torch.Tensor:
@@ -117,6 +112,52 @@ def test_a_repeat_penalty_starts_at_the_prior_and_applies_to_every_sent_command_
         head.repeat_bias.copy_(prior)
         head.repeat_bias[head.kind_of[memory_looks[0]]] -= 5.0
     torch.testing.assert_close(_logits(policy, obs) - before, -5.0 * expected)  # as training would move it
+
+
+CONCLUSIONS = [k for k, c in enumerate(CATALOG) if c.hypothesis is not None]
+
+
+def test_evidence_conclusions_choose_a_hypothesis_by_the_findings_and_not_by_where_they_sit(tmp_path):
+    policy, obs = _hard_policy_and_observation(dataclasses.replace(TINY, evidence_conclusions=True), steps=6)
+    with torch.no_grad():  # a fresh head's last layers start near zero: make the differences visible
+        for layer in (policy.action_net.conclusion_net[-1], policy.action_net.conclusion_gate):
+            layer.weight.normal_(generator=torch.Generator().manual_seed(0))
+    findings = obs["findings"].reshape(MAX_SERVICES, FINDING_LENGTH)
+    assert (findings != 0).any(dim=1).sum() >= 2, "the random commands left findings in several slots"
+
+    def preference(observation) -> torch.Tensor:
+        """Each hypothesis's conclusion logit relative to the first: which hypothesis the head prefers."""
+        logits = _logits(policy, observation)[CONCLUSIONS]
+        return logits - logits[0]
+
+    before = preference(obs)
+    # The context (alerts in the slot rows, the logs) moves every conclusion alike: the preference stays.
+    context = {**obs, "slots": obs["slots"].roll(SLOT_LENGTH, dims=1), "logs": torch.zeros_like(obs["logs"])}
+    assert not torch.equal(_logits(policy, context)[CONCLUSIONS], _logits(policy, obs)[CONCLUSIONS])
+    torch.testing.assert_close(preference(context), before)
+    # The same findings in other slots: the same preference. Other findings: another.
+    moved = {**obs, "findings": findings.roll(3, dims=0).reshape(1, -1)}
+    torch.testing.assert_close(preference(moved), before)
+    assert not torch.allclose(preference({**obs, "findings": torch.zeros_like(obs["findings"])}), before)
+    # The choice travels with a saved policy.
+    model = MaskablePPO(CatalogPolicy, make_training_env(HARD_ID, n_envs=1), device="cpu",
+                        **dataclasses.replace(TINY, evidence_conclusions=True).model_kwargs())
+    model.policy.load_state_dict(policy.state_dict())
+    model.save(tmp_path / "model.zip")
+    loaded = PPOAgent.load(tmp_path / "model.zip").model.policy
+    assert loaded.action_net.evidence_conclusions
+    torch.testing.assert_close(_logits(loaded, obs), _logits(policy, obs))
+
+
+def test_by_default_conclusions_are_scored_from_the_context():
+    policy, obs = _hard_policy_and_observation(steps=6)
+    assert not policy.action_net.evidence_conclusions and not hasattr(policy.action_net, "conclusion_gate")
+    with torch.no_grad():
+        policy.action_net.conclusion_net[-1].weight.normal_(generator=torch.Generator().manual_seed(0))
+    logits = _logits(policy, obs)[CONCLUSIONS]
+    context = {**obs, "logs": torch.zeros_like(obs["logs"])}
+    changed = _logits(policy, context)[CONCLUSIONS]
+    assert not torch.allclose(changed - changed[0], logits - logits[0]), "the context moves hypotheses apart"
 
 
 def test_maskable_ppo_trains_with_subprocess_envs_from_make_vec_env():
@@ -302,10 +343,11 @@ def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
     out = tmp_path / "cli-run"
     code = main(["train", "--task", "single_service_outage", "--timesteps", "64", "--n-envs", "2", "--eval-every",
                  "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--split", "all",
-                 "--quiet"])
+                 "--evidence-conclusions", "--quiet"])
     assert code == 0
     assert (out / "model.zip").is_file()
-    assert json.loads((out / "metrics.json").read_text())["settings"]["split"] == "all"
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["split"] == "all" and settings["ppo"]["evidence_conclusions"] is True
     assert "mean test grade" in capsys.readouterr().out
     code = main(["evaluate", "--agent", f"ppo:{out / 'model.zip'}", "--task", "single_service_outage",
                  "--episodes", "2", "--quiet"])
@@ -332,17 +374,17 @@ def test_train_rejects_unknown_ids_and_empty_budgets(tmp_path):
 
 
 def test_example_scripts_run_with_tiny_budgets(capsys):
-    random_agent = _load_script(ROOT / "examples" / "random_agent.py")
+    random_agent = load_script(ROOT / "examples" / "random_agent.py")
     mean = random_agent.main(["--episodes", "3"])
     assert 0.0 <= mean <= 0.2
-    train_ppo = _load_script(ROOT / "examples" / "train_ppo.py")
+    train_ppo = load_script(ROOT / "examples" / "train_ppo.py")
     grade = train_ppo.main(["--timesteps", "64", "--n-envs", "2", "--eval-episodes", "2"])
     assert 0.0 <= grade <= 1.0
     assert "held-out incidents" in capsys.readouterr().out
 
 
 def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
-    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     report = bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
                          "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path)])
     (row,) = report["results"]
@@ -361,7 +403,7 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
 )
 def test_training_benchmark_mixes_other_incidents_into_the_hard_task_and_any_incident_unless_told_not_to(
         tmp_path, env_id, expected, graded_on, note):
-    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     report = bench.main(["--env-ids", env_id, "--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2",
                          "--final-episodes", "2", "--out-dir", str(tmp_path)])
     assert report["results"][0]["mix"] == expected
@@ -370,6 +412,8 @@ def test_training_benchmark_mixes_other_incidents_into_the_hard_task_and_any_inc
     assert set(saved["final_test_grade"]) == graded_on, "the grades stay on the trained id's own incidents"
     assert note in bench.format_report(report)
     assert bench.parse_settings(["--no-mix"]).mix is False
+    assert saved["settings"]["ppo"]["evidence_conclusions"] is False
+    assert bench.parse_settings(["--evidence-conclusions"]).evidence_conclusions is True
 
 
 @pytest.mark.parametrize(
@@ -384,7 +428,7 @@ def test_training_benchmark_mixes_other_incidents_into_the_hard_task_and_any_inc
 )
 def test_training_benchmark_passes_a_final_policy_at_the_target_within_budget(
         final_test_grade, timesteps, seconds, expected):
-    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     metrics = {"final_test_grade": final_test_grade, "timesteps": timesteps, "train_seconds": seconds,
                "grade_at_target": None, "settings": {"split": "train"}}
     assert bench.passes(metrics) is expected
@@ -414,7 +458,7 @@ def test_training_on_split_all_draws_the_held_out_pairs_that_the_train_split_nev
 
 
 def test_the_committed_split_all_run_is_reported_as_trained_on_held_out_pairs():
-    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     report = json.loads((ROOT / "benchmarks" / "results" / "split_all" / "seed0" / "bench_training.json").read_text())
     (row,) = report["results"]
     assert row["train_split"] == "all" and row["passes"] is False
@@ -422,7 +466,7 @@ def test_the_committed_split_all_run_is_reported_as_trained_on_held_out_pairs():
 
 
 def test_training_benchmark_keeps_the_rows_of_ids_it_does_not_retrain(tmp_path):
-    bench = _load_script(ROOT / "benchmarks" / "bench_training.py")
+    bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     tiny = ["--timesteps", "64", "--eval-every", "64", "--eval-episodes", "2", "--final-episodes", "2",
             "--out-dir", str(tmp_path)]
     first = bench.main(["--env-ids", "IncidentIQ/CascadingFailure-v0", *tiny])

@@ -6,7 +6,7 @@ incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed 
                     [--by-cause] [--log-steps | --no-log-steps]
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
 incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K]
-                 [--split train|all] [--quiet]
+                 [--split train|all] [--evidence-conclusions] [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -679,7 +679,7 @@ def _port_number(text: str) -> int:
 
 def _train_command(args: argparse.Namespace) -> int:
     try:
-        from incidentiq.train import TrainSettings, mixed_env_ids, train
+        from incidentiq.train import PPOSettings, TrainSettings, mixed_env_ids, train
     except ImportError as exc:
         raise UsageError(str(exc)) from exc
     (task,) = args.task
@@ -702,6 +702,7 @@ def _train_command(args: argparse.Namespace) -> int:
         out=out,
         mix=tuple(args.mix),
         split=args.split,
+        ppo=PPOSettings(evidence_conclusions=args.evidence_conclusions),
     )
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     metrics = train(settings, progress=not args.quiet, log=say)
@@ -909,6 +910,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=200,
         metavar="N",
         help="held-out incidents for the final grade (default: 200)",
+    )
+    train_parser.add_argument(
+        "--evidence-conclusions",
+        action="store_true",
+        help="score the hard task's conclusions (\"resolve concluding hypothesis k\") from what the findings say "
+        "rather than from the whole incident's context",
     )
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)

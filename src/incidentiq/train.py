@@ -240,10 +240,20 @@ class CatalogHead(nn.Module):
     (and the latest feedback) name it, and its availability; escalate and
     resolve are scored from the context, and "resolve concluding hypothesis k"
     from hypothesis k's embedding and the context.
+
+    With ``evidence_conclusions``, "resolve concluding hypothesis k" is
+    scored instead from hypothesis k's words beside each slot's latest
+    finding, one slot at a time, keeping the strongest match, plus one score
+    from the context shared by every hypothesis (whether to conclude at
+    all). Which hypothesis it names then depends on what the findings say
+    ("connection pool exhausted", "Applied throttle ... the fault is
+    cleared"), not on which services the incident lists, so the same
+    evidence at a root training never showed names the same hypothesis.
     """
 
-    def __init__(self, extractor: TokenFeaturesExtractor, hidden: int = 128):
+    def __init__(self, extractor: TokenFeaturesExtractor, hidden: int = 128, evidence_conclusions: bool = False):
         super().__init__()
+        self.evidence_conclusions = evidence_conclusions
         self.slot_dim, self.text_dim, self.n_global = extractor.slot_dim, extractor.text_dim, extractor.n_global
         self.embed_dim = extractor.embed_dim
         self.context = nn.Sequential(nn.Linear(2 * self.slot_dim + self.text_dim + self.n_global, hidden), nn.ReLU())
@@ -258,8 +268,12 @@ class CatalogHead(nn.Module):
         self.attention = nn.Linear(hidden, 1)
         self.team_net = nn.Sequential(nn.Linear(4 + hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 1))
         self.other_logits = nn.Linear(hidden, 2)
-        self.conclusion_net = nn.Sequential(nn.Linear(self.embed_dim + hidden, hidden // 2), nn.ReLU(),
+        # Hypothesis k's embedding beside the context, or beside one slot's latest finding (mean and maximum).
+        beside = 2 * self.embed_dim if evidence_conclusions else hidden
+        self.conclusion_net = nn.Sequential(nn.Linear(self.embed_dim + beside, hidden // 2), nn.ReLU(),
                                             nn.Linear(hidden // 2, 1))
+        if evidence_conclusions:
+            self.conclusion_gate = nn.Linear(hidden, 1)  # from the context: concluding at all, the same for every k
         # What sending a command again is worth, learned once per kind of command (verb, aspect, fix) for
         # every slot, team and incident: an unfamiliar incident does not make a repeat look new. It starts
         # at -3 (a repeat is e^3, about 20 times, less likely than a new command with the same score): a
@@ -313,27 +327,51 @@ class CatalogHead(nn.Module):
                 team_logits,
                 fix_logits.transpose(1, 2).reshape(batch, -1),  # fix f on slot i: f * slots + i
                 self.other_logits(context),
-                self.conclusion_net(  # resolve concluding hypothesis k
-                    torch.cat([hypotheses, context.unsqueeze(1).expand(-1, MAX_HYPOTHESES, -1)], dim=-1)
-                ).squeeze(-1),
+                self._conclusions(hypotheses, findings, context),  # resolve concluding hypothesis k
             ],
             dim=-1,
         ) + self.repeat_bias[self.kind_of] * issued
+
+    def _conclusions(self, hypotheses: torch.Tensor, findings: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """(batch, hypotheses) logits of "resolve concluding hypothesis k"."""
+        if not self.evidence_conclusions:
+            inputs = torch.cat([hypotheses, context.unsqueeze(1).expand(-1, MAX_HYPOTHESES, -1)], dim=-1)
+            return self.conclusion_net(inputs).squeeze(-1)
+        # Every (hypothesis, slot) pair: hypothesis k's words against slot i's latest finding.
+        batch = hypotheses.shape[0]
+        pairs = torch.cat(
+            [
+                hypotheses.unsqueeze(2).expand(-1, -1, MAX_SERVICES, -1),
+                findings.unsqueeze(1).expand(batch, MAX_HYPOTHESES, -1, -1),
+            ],
+            dim=-1,
+        )
+        return self.conclusion_net(pairs).squeeze(-1).amax(-1) + self.conclusion_gate(context)
 
 
 class CatalogPolicy(MaskableMultiInputActorCriticPolicy):
     """MaskablePPO's multi-input policy with :class:`CatalogHead` as its action network.
 
     Use it with ``net_arch={"pi": [], ...}`` so the head reads the extractor's features directly.
+    ``evidence_conclusions`` picks how the head scores conclusions (see :class:`CatalogHead`).
     """
+
+    def __init__(self, *args, evidence_conclusions: bool = False, **kwargs):
+        self.evidence_conclusions = evidence_conclusions  # read by _build, which the base class calls
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "evidence_conclusions": self.evidence_conclusions}
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
-        self.action_net = CatalogHead(self.features_extractor)
+        self.action_net = CatalogHead(self.features_extractor, evidence_conclusions=self.evidence_conclusions)
         # The head's last layers start small, as SB3 does for its action net.
         head = self.action_net
         last_layers = (head.slot_logits, head.fix_net[-1], head.pointer_net[-1], head.other_logits,
                        head.team_net[-1], head.conclusion_net[-1])
+        if self.evidence_conclusions:
+            last_layers += (head.conclusion_gate,)
         for layer in last_layers:
             nn.init.orthogonal_(layer.weight, gain=0.01)
             nn.init.zeros_(layer.bias)
@@ -365,6 +403,8 @@ class PPOSettings:
     embed_dim: int = 32
     slot_dim: int = 64
     hidden: int = 256
+    evidence_conclusions: bool = False
+    """Score the hard task's conclusions from the findings rather than the context (see :class:`CatalogHead`)."""
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``MaskablePPO``."""
@@ -381,6 +421,7 @@ class PPOSettings:
                 "features_extractor_class": TokenFeaturesExtractor,
                 "features_extractor_kwargs": {"embed_dim": self.embed_dim, "slot_dim": self.slot_dim},
                 "net_arch": {"pi": [], "vf": [self.hidden, self.hidden]},
+                "evidence_conclusions": self.evidence_conclusions,
             },
         }
 
@@ -726,8 +767,10 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
             notes.append(f"of {settings['n_envs']} envs: {mixed}")
         if settings.get("split", "train") != "train":  # trained on the held-out pairs too
             notes.append(f"trained on split '{settings['split']}'")
+        if settings.get("ppo", {}).get("evidence_conclusions"):
+            notes.append("conclusions from the findings")
         if notes:
-            title += "\n" + ", ".join(notes)
+            title += "\n" + "\n".join(notes)
         ax.set_title(title, fontsize=9)
         ax.xaxis.set_major_formatter(steps_in_thousands)
         ax.set_xlabel("env steps")

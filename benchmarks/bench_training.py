@@ -35,7 +35,7 @@ a run never PASSes; it measures how much of the test grade a policy loses to
 generalization rather than to the budget or the network (write it to its own
 ``--out-dir``). ``--evidence-conclusions`` trains with the head that names
 the hard task's hypothesis from the findings (``PPOSettings.evidence_conclusions``;
-``results/evidence_conclusions`` has what it did on two seeds).
+``results/evidence_conclusions`` has what it did on three seeds).
 
 It writes ``bench_training.json`` and ``learning_curves.png`` (one panel per
 id) to ``--out-dir``, and each run's ``metrics.json``, ``learning_curve.png``

@@ -140,10 +140,12 @@ def test_evidence_conclusions_choose_a_hypothesis_by_the_findings_and_not_by_whe
     torch.testing.assert_close(preference(moved), before)
     assert not torch.allclose(preference({**obs, "findings": torch.zeros_like(obs["findings"])}), before)
     # The choice travels with a saved policy.
-    model = MaskablePPO(CatalogPolicy, make_training_env(HARD_ID, n_envs=1), device="cpu",
+    env = make_training_env(HARD_ID, n_envs=1)
+    model = MaskablePPO(CatalogPolicy, env, device="cpu",
                         **dataclasses.replace(TINY, evidence_conclusions=True).model_kwargs())
     model.policy.load_state_dict(policy.state_dict())
     model.save(tmp_path / "model.zip")
+    env.close()
     loaded = PPOAgent.load(tmp_path / "model.zip").model.policy
     assert loaded.action_net.evidence_conclusions
     torch.testing.assert_close(_logits(loaded, obs), _logits(policy, obs))

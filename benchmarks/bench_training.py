@@ -34,8 +34,9 @@ from an earlier report may come from other conditions.
 a run never PASSes; it measures how much of the test grade a policy loses to
 generalization rather than to the budget or the network (write it to its own
 ``--out-dir``). ``--evidence-conclusions`` trains with the head that names
-the hard task's hypothesis from the findings (``PPOSettings.evidence_conclusions``;
-``results/evidence_conclusions`` has what it did on three seeds).
+the hard task's hypothesis from the findings and resolves a hard incident
+only by naming one (``PPOSettings.evidence_conclusions``;
+``results/evidence_conclusions`` has what it did on four seeds).
 
 It writes ``bench_training.json`` and ``learning_curves.png`` (one panel per
 id) to ``--out-dir``, and each run's ``metrics.json``, ``learning_curve.png``
@@ -123,8 +124,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                              "to measure what generalizing to them costs (grades stay on the test split; "
                              "default: %(default)s)")
     parser.add_argument("--evidence-conclusions", action="store_true",
-                        help="score the hard task's conclusions from the findings, not the context "
-                             "(PPOSettings.evidence_conclusions)")
+                        help="score the hard task's conclusions from the findings, not the context, and resolve "
+                             "hard incidents only by concluding one (PPOSettings.evidence_conclusions)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:

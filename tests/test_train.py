@@ -31,9 +31,17 @@ from incidentiq.cli import main  # noqa: E402
 from incidentiq.language.vocabulary import Vocabulary  # noqa: E402
 from incidentiq.sim.commands import Aspect, Verb  # noqa: E402
 from incidentiq.sim.generator import MAX_SERVICES  # noqa: E402
-from incidentiq.train import CatalogPolicy, PPOAgent, PPOSettings, TrainSettings, make_training_env, train  # noqa: E402
+from incidentiq.train import (  # noqa: E402
+    RULED_OUT,
+    CatalogPolicy,
+    PPOAgent,
+    PPOSettings,
+    TrainSettings,
+    make_training_env,
+    train,
+)
 from incidentiq.wrappers import CATALOG, wrap_for_rl  # noqa: E402
-from incidentiq.wrappers.tokenize import FINDING_LENGTH, SLOT_LENGTH  # noqa: E402
+from incidentiq.wrappers.tokenize import FINDING_LENGTH, HYPOTHESIS_LENGTH, SLOT_LENGTH  # noqa: E402
 
 TINY = PPOSettings(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
 EASY_ID, MEDIUM_ID, HARD_ID = (f"IncidentIQ/{name}-v0" for name in
@@ -149,6 +157,53 @@ def test_evidence_conclusions_choose_a_hypothesis_by_the_findings_and_not_by_whe
     loaded = PPOAgent.load(tmp_path / "model.zip").model.policy
     assert loaded.action_net.evidence_conclusions
     torch.testing.assert_close(_logits(loaded, obs), _logits(policy, obs))
+
+
+def test_evidence_conclusions_rule_out_the_plain_resolve_where_hypotheses_are_listed_and_only_there():
+    plain = next(k for k, c in enumerate(CATALOG) if c.verb is Verb.RESOLVE and c.hypothesis is None)
+    policy, obs = _hard_policy_and_observation(dataclasses.replace(TINY, evidence_conclusions=True), steps=6)
+    assert (obs["findings"] != 0).any(), "the random commands left a finding"
+    assert _logits(policy, obs)[plain] == RULED_OUT
+    with torch.no_grad():
+        probabilities = policy.get_distribution(obs).distribution.probs[0]
+    assert probabilities[plain] == 0.0 and probabilities[CONCLUSIONS].gt(0.0).all()
+    # An incident with no hypotheses (every easy and medium one) is resolved with the plain resolve.
+    assert _logits(policy, {**obs, "hypotheses": torch.zeros_like(obs["hypotheses"])})[plain] > RULED_OUT
+    # By default the plain resolve stays open on the hard task too.
+    default, obs = _hard_policy_and_observation(steps=6)
+    assert _logits(default, obs)[plain] > RULED_OUT
+
+
+def test_evidence_conclusions_read_only_the_slots_that_have_a_finding():
+    policy, obs = _hard_policy_and_observation(dataclasses.replace(TINY, evidence_conclusions=True), steps=6)
+    head, extractor = policy.action_net, policy.features_extractor
+    ids = obs["findings"].long().reshape(1, MAX_SERVICES, FINDING_LENGTH)
+    found = (ids[0] != 0).any(-1)
+    assert found.sum() >= 2 and not found.all(), "the random commands left findings in some slots and not in others"
+    # Hypothesis k's logit is its best score among the slots with a finding, plus one score shared by all.
+    with torch.no_grad():
+        head.conclusion_net[-1].weight.normal_(generator=torch.Generator().manual_seed(0))
+        rows = obs["hypotheses"].long().reshape(1, -1, HYPOTHESIS_LENGTH)
+        hypotheses = extractor._pool(rows)[..., : extractor.embed_dim]
+        findings = torch.cat(extractor._mean_and_max(ids), dim=-1)
+        pairs = torch.cat([hypotheses[0, :, None].expand(-1, MAX_SERVICES, -1),
+                           findings[0, None].expand(len(CONCLUSIONS), -1, -1)], dim=-1)
+        scores = head.conclusion_net(pairs).squeeze(-1)  # (hypothesis, slot)
+    shared = _logits(policy, obs)[CONCLUSIONS] - scores[:, found].amax(-1)
+    torch.testing.assert_close(shared, shared[:1].expand_as(shared))
+    # A network that scores every empty slot 0 and every finding below 0: the empty slots must not win.
+    with torch.no_grad():
+        first, last = head.conclusion_net[0], head.conclusion_net[-1]
+        first.weight[:, : extractor.embed_dim] = 0.0  # the hypothesis's words
+        first.bias.zero_()
+        last.weight.fill_(-1.0)
+        last.bias.zero_()
+        head.conclusion_gate.weight.zero_()
+        head.conclusion_gate.bias.zero_()
+    assert (_logits(policy, obs)[CONCLUSIONS] < 0.0).all()
+    # Before any finding there is nothing to conclude from.
+    nothing = _logits(policy, {**obs, "findings": torch.zeros_like(obs["findings"])})[CONCLUSIONS]
+    assert (nothing == RULED_OUT).all()
 
 
 def test_by_default_conclusions_are_scored_from_the_context():

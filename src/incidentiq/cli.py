@@ -915,7 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--evidence-conclusions",
         action="store_true",
         help="score the hard task's conclusions (\"resolve concluding hypothesis k\") from what the findings say "
-        "rather than from the whole incident's context",
+        "rather than from the whole incident's context, and resolve hard incidents only by concluding one",
     )
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)

@@ -69,6 +69,8 @@ status one-hot (4) and the investigated flag."""
 
 TARGET_GRADE = 0.9
 """The mean test-split grade a trained policy should reach."""
+RULED_OUT = -1e8
+"""The logit of a command the policy never sends (what sb3-contrib gives a masked action)."""
 TRAINING_SPLITS = ("train", "all")
 """Splits training envs may draw from: never ``"test"`` alone, whose incidents the grades are measured on."""
 
@@ -242,13 +244,20 @@ class CatalogHead(nn.Module):
     from hypothesis k's embedding and the context.
 
     With ``evidence_conclusions``, "resolve concluding hypothesis k" is
-    scored instead from hypothesis k's words beside each slot's latest
-    finding, one slot at a time, keeping the strongest match, plus one score
-    from the context shared by every hypothesis (whether to conclude at
-    all). Which hypothesis it names then depends on what the findings say
-    ("connection pool exhausted", "Applied throttle ... the fault is
-    cleared"), not on which services the incident lists, so the same
-    evidence at a root training never showed names the same hypothesis.
+    scored instead from hypothesis k's words beside the latest finding of
+    each slot that has one, one slot at a time, keeping the strongest match,
+    plus one score from the context shared by every hypothesis (whether to
+    resolve now). Which hypothesis it names then depends on what the
+    findings say ("connection pool exhausted", "Applied throttle ... the
+    fault is cleared"), not on which services the incident lists, so the
+    same evidence at a root training never showed names the same
+    hypothesis. Slots without a finding take no part: scored alike, an
+    empty slot lets a hypothesis's score beside no evidence at all win the
+    match, and the policy names the same hypothesis whatever it found. On
+    an incident that lists hypotheses the plain ``resolve`` is ruled out,
+    so every resolve names one and a policy cannot learn to stop concluding
+    (a wrong conclusion costs nothing that a plain resolve does not); there,
+    before the first finding, no resolve is possible.
     """
 
     def __init__(self, extractor: TokenFeaturesExtractor, hidden: int = 128, evidence_conclusions: bool = False):
@@ -326,11 +335,21 @@ class CatalogHead(nn.Module):
                 slot_logits.reshape(batch, -1),  # investigate slot i, aspect a: i * looks + a
                 team_logits,
                 fix_logits.transpose(1, 2).reshape(batch, -1),  # fix f on slot i: f * slots + i
-                self.other_logits(context),
+                self._escalate_and_resolve(context, hypotheses),
                 self._conclusions(hypotheses, findings, context),  # resolve concluding hypothesis k
             ],
             dim=-1,
         ) + self.repeat_bias[self.kind_of] * issued
+
+    def _escalate_and_resolve(self, context: torch.Tensor, hypotheses: torch.Tensor) -> torch.Tensor:
+        """(batch, 2) logits of escalate and the plain resolve."""
+        logits = self.other_logits(context)
+        if not self.evidence_conclusions:
+            return logits
+        # An incident that lists hypotheses is resolved by naming one of them. A hypothesis row embeds to
+        # zero exactly when it is empty (padding embeds to zero), so this reads "the incident lists any".
+        listed = hypotheses.ne(0).any(-1).any(-1, keepdim=True)  # (batch, 1)
+        return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(listed, RULED_OUT)], dim=-1)
 
     def _conclusions(self, hypotheses: torch.Tensor, findings: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """(batch, hypotheses) logits of "resolve concluding hypothesis k"."""
@@ -346,7 +365,10 @@ class CatalogHead(nn.Module):
             ],
             dim=-1,
         )
-        return self.conclusion_net(pairs).squeeze(-1).amax(-1) + self.conclusion_gate(context)
+        scores = self.conclusion_net(pairs).squeeze(-1)  # (batch, hypothesis, slot)
+        # Only slots with a finding count: an empty one would let a hypothesis's score without evidence win.
+        found = findings.ne(0).any(-1)  # (batch, slot): a finding embeds to zero exactly when it is empty
+        return scores.masked_fill(~found.unsqueeze(1), RULED_OUT).amax(-1) + self.conclusion_gate(context)
 
 
 class CatalogPolicy(MaskableMultiInputActorCriticPolicy):
@@ -404,7 +426,8 @@ class PPOSettings:
     slot_dim: int = 64
     hidden: int = 256
     evidence_conclusions: bool = False
-    """Score the hard task's conclusions from the findings rather than the context (see :class:`CatalogHead`)."""
+    """Score the hard task's conclusions from the findings rather than the context, and resolve an incident that
+    lists hypotheses only by concluding one (see :class:`CatalogHead`)."""
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``MaskablePPO``."""
@@ -784,6 +807,7 @@ def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
 
 
 __all__ = [
+    "RULED_OUT",
     "TARGET_GRADE",
     "TRAINING_SPLITS",
     "CatalogHead",

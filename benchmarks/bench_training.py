@@ -36,7 +36,7 @@ generalization rather than to the budget or the network (write it to its own
 ``--out-dir``). ``--evidence-conclusions`` trains with the head that names
 the hard task's hypothesis from the findings and resolves a hard incident
 only by naming one (``PPOSettings.evidence_conclusions``;
-``results/evidence_conclusions`` has what it did on four seeds).
+``results/evidence_conclusions`` has what it did on five seeds).
 
 It writes ``bench_training.json`` and ``learning_curves.png`` (one panel per
 id) to ``--out-dir``, and each run's ``metrics.json``, ``learning_curve.png``

@@ -45,8 +45,9 @@ _FINDINGS = slice(_FEEDBACK.stop, _FEEDBACK.stop + MAX_SERVICES * FINDING_LENGTH
 _ROWS_LENGTH = _FINDINGS.stop
 _RESULT_PREFIXES = ("Investigated ", "Applied ")
 """How the feedback of an investigation or a fix opens ("Investigated payment-service: ...")."""
-_PADDING = memoryview(np.zeros(FINDING_LENGTH, dtype=np.int64))
-"""``PAD`` ids to clear a findings row with (a memoryview copies short rows faster than numpy)."""
+FEEDBACK_LENGTH = TEXT_LENGTHS["feedback"]
+_PADDING = memoryview(np.zeros(max(FINDING_LENGTH, FEEDBACK_LENGTH), dtype=np.int64))
+"""``PAD`` ids to clear a row with (a memoryview copies short rows faster than numpy)."""
 
 
 def _right_aligned(pieces: list[np.ndarray], length: int) -> np.ndarray:
@@ -133,7 +134,6 @@ class ObservationTokenizer:
         # No view of the buffer outlives a call: a copied or unpickled tokenizer would write to a detached view.
         self._rows = np.zeros(_ROWS_LENGTH, dtype=np.int64)
         self._last_line = None
-        self._seen: dict[str, tuple[np.ndarray, int]] = {}  # this episode's log lines: ids and slot
         self._last_pushed: list[str | None] = [None] * (MAX_SERVICES + 1)  # per slot row, then events: a line's text
         return self.observe(obs)
 
@@ -147,21 +147,18 @@ class ObservationTokenizer:
                     break
         if start == len(logs):
             return
-        seen, last_pushed = self._seen, self._last_pushed
+        encode, slot_of, last_pushed = self.vocabulary.encode_with_subject, self._slot_of, self._last_pushed
         window = _LOGS.stop  # the log window opens the buffer
         for line in logs[start:]:
             body = log_body(line)
-            entry = seen.get(body)  # an alert that keeps firing repeats its line every minute
-            if entry is None:
-                encoded, subject = self.vocabulary.encode_with_subject(body)
-                entry = seen[body] = (self._table[encoded], self._slot_of.get(subject, MAX_SERVICES))
-            ids, slot = entry  # a line that names no listed service is an event (slot MAX_SERVICES)
+            ids, subject = encode(body)
             n = len(ids)
             if n < window:  # as every line an env writes is: the general case is _push's
                 buffer[: window - n] = buffer[n:window]
                 buffer[window - n : window] = ids
             else:
                 _push(buffer, 0, window, ids)
+            slot = slot_of.get(subject, MAX_SERVICES)  # a line that names no listed service is an event
             # A repeated line ("alert still firing" each minute) says nothing new and would push the
             # slot's evidence out of its row.
             if last_pushed[slot] != body:
@@ -173,22 +170,24 @@ class ObservationTokenizer:
         """The arrays of one observation (the next one of the current episode)."""
         buffer = memoryview(self._rows)
         self._read_logs(buffer, obs["logs"])
-        feedback = None
         text = obs["feedback"]
         if text:
-            encoded, subject = self.vocabulary.encode_with_subject(text)
-            feedback = self._table[encoded]
+            ids, subject = self.vocabulary.encode_with_subject(text)
             slot = self._slot_of.get(subject)
             if slot is not None and text.startswith(_RESULT_PREFIXES):  # a result, not "Already done: ..."
                 stop = _FINDINGS.start + (slot + 1) * FINDING_LENGTH
-                head = feedback[:FINDING_LENGTH]
+                head = ids[:FINDING_LENGTH]
                 n = len(head)
                 buffer[stop - FINDING_LENGTH : stop - n] = _PADDING[: FINDING_LENGTH - n]
                 buffer[stop - n : stop] = head
-        rows = self._rows.copy()
-        if feedback is not None:  # right-aligned in the copy's feedback row, which the buffer keeps at PAD
-            ids = feedback[-TEXT_LENGTHS["feedback"] :]
-            memoryview(rows)[_FEEDBACK.stop - len(ids) : _FEEDBACK.stop] = ids
+            # The feedback row holds this step's feedback only: written for the copy, then cleared.
+            ids = ids[-FEEDBACK_LENGTH:]
+            n = len(ids)
+            buffer[_FEEDBACK.stop - n : _FEEDBACK.stop] = ids
+            rows = self._table.take(self._rows)  # names to this episode's slot and team tokens, in a new array
+            buffer[_FEEDBACK.stop - n : _FEEDBACK.stop] = _PADDING[:n]
+        else:
+            rows = self._table.take(self._rows)
         task = self._task
         progress = self._progress.copy()
         # Conditional expressions and .item(), not min() and [0]: this runs every step.

@@ -29,8 +29,10 @@ _TASKS = tuple(TaskId)
 _TASK_ONE_HOT = {task.value: [float(task is other) for other in _TASKS] for task in _TASKS}
 _SCORE = 5 + len(TaskId)
 """Where ``progress`` holds the score: after the SLA and step fractions, severity and task one-hots."""
-# The rows that change from step to step share one buffer, copied once per observation: the log
-# window, the events, the slot rows, the feedback.
+# The rows that change from step to step share one buffer: the log window, the events, the slot rows,
+# the feedback, the findings. It holds the vocabulary's episode-independent ids (a service is its name id,
+# not yet its slot token), so a new line is copied in as the vocabulary's cache returns it, and the episode
+# table maps the whole buffer into a new array once per observation.
 _LOGS = slice(0, TEXT_LENGTHS["logs"])
 _EVENTS = slice(_LOGS.stop, _LOGS.stop + TEXT_LENGTHS["events"])
 _SLOTS = slice(_EVENTS.stop, _EVENTS.stop + MAX_SERVICES * SLOT_LENGTH)
@@ -45,8 +47,8 @@ _FINDINGS = slice(_FEEDBACK.stop, _FEEDBACK.stop + MAX_SERVICES * FINDING_LENGTH
 _ROWS_LENGTH = _FINDINGS.stop
 _RESULT_PREFIXES = ("Investigated ", "Applied ")
 """How the feedback of an investigation or a fix opens ("Investigated payment-service: ...")."""
-FEEDBACK_LENGTH = TEXT_LENGTHS["feedback"]
-_PADDING = memoryview(np.zeros(max(FINDING_LENGTH, FEEDBACK_LENGTH), dtype=np.int64))
+_FEEDBACK_LENGTH = TEXT_LENGTHS["feedback"]
+_PADDING = memoryview(np.zeros(max(FINDING_LENGTH, _FEEDBACK_LENGTH), dtype=np.int64))
 """``PAD`` ids to clear a row with (a memoryview copies short rows faster than numpy)."""
 
 
@@ -181,7 +183,7 @@ class ObservationTokenizer:
                 buffer[stop - FINDING_LENGTH : stop - n] = _PADDING[: FINDING_LENGTH - n]
                 buffer[stop - n : stop] = head
             # The feedback row holds this step's feedback only: written for the copy, then cleared.
-            ids = ids[-FEEDBACK_LENGTH:]
+            ids = ids[-_FEEDBACK_LENGTH:]
             n = len(ids)
             buffer[_FEEDBACK.stop - n : _FEEDBACK.stop] = ids
             rows = self._table.take(self._rows)  # names to this episode's slot and team tokens, in a new array

@@ -58,6 +58,8 @@ class CauseRow:
     """Mean grade of the others (``None``: there were none)."""
     concluded: int | None = None
     """Episodes whose reasoning named the true hypothesis (hard-task incidents; ``None`` when the cause had none)."""
+    sent: int | None = None
+    """Episodes that sent the ``--also-count`` command at any point (``None`` when none was given)."""
 
 
 def revealing_question(walkthrough: Sequence[str]) -> str:
@@ -73,14 +75,14 @@ def revealing_question(walkthrough: Sequence[str]) -> str:
     raise ValueError(f"the walkthrough investigates nothing: {list(walkthrough)}")
 
 
-def play(env: gym.Env, player, seed: int) -> tuple[str, str, bool, float, bool | None]:
+def play(env: gym.Env, player, seed: int, also: str | None = None) -> tuple[str, str, bool, float, bool | None]:
     """One episode: its cause, its revealing question, whether it was asked before the first fix, the grade, and
     whether the reasoning named the true hypothesis (the grader's reasoning credit; ``None`` for an incident
-    with no hypotheses)."""
+    with no hypotheses). With ``also`` (a canonical command), a sixth item says whether it was sent at any point."""
     obs, info = env.reset(seed=seed)
     player.reset(obs, info)
     question = revealing_question(env.unwrapped.walkthrough())
-    asked = fixing = False
+    asked = fixing = sent = False
     while True:
         text = player.act(obs, info)
         parsed = parse(text)  # as the env reads it
@@ -88,11 +90,13 @@ def play(env: gym.Env, player, seed: int) -> tuple[str, str, bool, float, bool |
             fixing = True
         elif parsed.canonical == question and not fixing:
             asked = True
+        sent = sent or (also is not None and parsed.canonical == also)
         obs, _, terminated, truncated, info = env.step(text)
         if terminated or truncated:
             incident = env.unwrapped.incident
             concluded = info["grade_components"]["reasoning"] > 0 if incident.hypothesis is not None else None
-            return incident.cause, question, asked, float(info["grade"]), concluded
+            played = incident.cause, question, asked, float(info["grade"]), concluded
+            return played if also is None else (*played, sent)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -100,31 +104,35 @@ def _mean(values: list[float]) -> float | None:
 
 
 def measure(agent: str, spec: AgentSpec, env_id: str, split: str, episodes: int, seed: int = 0,
-            progress: bool = True) -> list[CauseRow]:
+            progress: bool = True, also: str | None = None) -> list[CauseRow]:
     """Play ``episodes`` episodes of ``env_id`` with the agent ``spec`` resolved from ``agent``; one row per cause,
-    sorted by cause, named ``agent`` (the value as given: two saved policies can share a folder name)."""
+    sorted by cause, named ``agent`` (the value as given: two saved policies can share a folder name). With
+    ``also`` (a canonical command), each row also counts the episodes that sent it at any point."""
     env = gym.make(env_id, split=split)
-    played: dict[str, tuple[str, list[float], list[float], list[bool | None]]] = {}
+    played: dict[str, tuple[str, list[float], list[float], list[bool | None], list[bool]]] = {}
     try:
         player = spec.build(env, seed)
         with Progress(episodes, f"{spec.name} on {env_id}", enabled=progress) as bar:
             for k in range(episodes):
-                cause, question, asked, grade, concluded = play(env, player, seed + k)
-                _, with_question, without, conclusions = played.setdefault(cause, (question, [], [], []))
+                cause, question, asked, grade, concluded, *sent = play(env, player, seed + k, also)
+                _, with_question, without, conclusions, sends = played.setdefault(cause, (question, [], [], [], []))
                 (with_question if asked else without).append(grade)
                 conclusions.append(concluded)
+                sends += sent
                 bar.update()
     finally:
         env.close()
     return [
         CauseRow(agent, cause, question, len(yes) + len(no), len(yes), _mean(yes + no), _mean(yes), _mean(no),
-                 sum(c is True for c in conclusions) if any(c is not None for c in conclusions) else None)
-        for cause, (question, yes, no, conclusions) in sorted(played.items())
+                 sum(c is True for c in conclusions) if any(c is not None for c in conclusions) else None,
+                 sum(sends) if also is not None else None)
+        for cause, (question, yes, no, conclusions, sends) in sorted(played.items())
     ]
 
 
-def format_rows(rows: Sequence[CauseRow]) -> str:
-    """A plain-text table per agent: each cause, how often its question was asked, and the grades with and without."""
+def format_rows(rows: Sequence[CauseRow], also: str | None = None) -> str:
+    """A plain-text table per agent: each cause, how often its question was asked, and the grades with and without
+    (and, with ``also``, how often that command was sent)."""
 
     def grade(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -134,13 +142,15 @@ def format_rows(rows: Sequence[CauseRow]) -> str:
     for row in rows:
         if row.agent != agent:
             agent = row.agent
-            lines += [f"== {agent}", f"{'cause':<46}{'asked':>9}{'grade':>8}{'asked':>8}{'not':>8}{'concluded':>11}"]
+            lines += [f"== {agent}", f"{'cause':<46}{'asked':>9}{'grade':>8}{'asked':>8}{'not':>8}{'concluded':>11}"
+                      + (f"{'sent':>9}" if also else "")]
         lines.append(f"{row.cause:<46}{f'{row.asked}/{row.episodes}':>9}{grade(row.grade):>8}"
                      f"{grade(row.grade_asked):>8}{grade(row.grade_not_asked):>8}"
-                     f"{'-' if row.concluded is None else f'{row.concluded}/{row.episodes}':>11}")
+                     f"{'-' if row.concluded is None else f'{row.concluded}/{row.episodes}':>11}"
+                     + (f"{f'{row.sent}/{row.episodes}':>9}" if also else ""))
     lines.append("asked: episodes that sent the cause's revealing question before their first fix, then the mean "
                  "grade of those episodes and of the others; concluded: episodes whose reasoning named the true "
-                 "hypothesis (hard task)")
+                 "hypothesis (hard task)" + (f"; sent: episodes that sent '{also}' at any point" if also else ""))
     return "\n".join(lines)
 
 
@@ -155,10 +165,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=200, help="episodes per agent (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="first episode's seed (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default: %(default)s)")
+    parser.add_argument("--also-count", metavar="COMMAND",
+                        help="also count, per cause, the episodes that sent COMMAND at any point, whatever the cause "
+                             "(e.g. 'investigate payment-service database')")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be positive")
+    args.also = None
+    if args.also_count is not None:
+        parsed = parse(args.also_count)
+        if parsed.command is None:
+            parser.error(f"--also-count {args.also_count!r} is not a command: {parsed.error}")
+        args.also = parsed.canonical  # compared with what the env reads each command as
     try:
         args.env_id = resolve_tasks(args.task, allow_all=False)[0].env_id
         args.specs = [resolve_agent(agent) for agent in args.agents]  # a typo fails before any episode is played
@@ -171,15 +190,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Measure every agent, print the table and write the JSON report; return the report."""
     args = parse_args(argv)
     rows = [row for agent, spec in zip(args.agents, args.specs)
-            for row in measure(agent, spec, args.env_id, args.split, args.episodes, args.seed, progress=not args.quiet)]
+            for row in measure(agent, spec, args.env_id, args.split, args.episodes, args.seed,
+                               progress=not args.quiet, also=args.also)]
     report = {
         "settings": {"agents": args.agents, "env_id": args.env_id, "split": args.split,
-                     "episodes": args.episodes, "seed": args.seed},
+                     "episodes": args.episodes, "seed": args.seed, "also_count": args.also},
         "results": [asdict(row) for row in rows],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(format_rows(rows))
+    print(format_rows(rows, args.also))
     print(f"wrote {args.out}")
     return report
 

@@ -37,7 +37,7 @@ class Scripted:
 def test_help_names_every_option():
     done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for option in ("--task", "--split", "--episodes", "--seed", "--out", "--quiet", "AGENT"):
+    for option in ("--task", "--split", "--episodes", "--seed", "--out", "--also-count", "--quiet", "AGENT"):
         assert option in done.stdout
 
 
@@ -94,7 +94,32 @@ def test_a_task_without_hypotheses_reports_no_conclusions(tmp_path):
     assert rows and all(row["concluded"] is None and row["asked"] == row["episodes"] for row in rows)
 
 
-@pytest.mark.parametrize("argv", [["nosuch"], ["--task", "nope", "heuristic"], ["--episodes", "0", "heuristic"]])
+def test_also_count_counts_a_command_sent_at_any_point_whatever_the_cause(tmp_path, capsys):
+    question = "investigate payment-service database"
+    env = gym.make(HARD, split="test")
+    for seed in range(6):
+        env.reset(seed=seed)
+        # After a fix, and in an incident it does not reveal, the command still counts as sent.
+        wrong = next(s for s in env.unwrapped.incident.services if s != env.unwrapped.incident.root)
+        late = Scripted(env, [f"mitigate: restart {wrong}", "look at payment-service db"])
+        assert script.play(env, late, seed, also=question)[5] is True
+        assert script.play(env, Scripted(env, []), seed, also="investigate fraud-service deploys")[5] is False
+        assert len(script.play(env, Scripted(env, []), seed)) == 5  # without it, the five items as before
+    env.close()
+    report = script.main(["walkthrough", "--episodes", "24", "--quiet", "--out", str(tmp_path / "rq.json"),
+                          "--also-count", "check payment-service db"])
+    assert report["settings"]["also_count"] == question  # read as the env reads it
+    rows = report["results"]
+    # The walkthrough sends it exactly in the incidents whose revealing question it is.
+    assert all(row["sent"] == (row["episodes"] if row["question"] == question else 0) for row in rows)
+    assert any(row["sent"] > 0 for row in rows)
+    assert f"sent: episodes that sent '{question}' at any point" in capsys.readouterr().out
+    plain = script.main(["walkthrough", "--episodes", "6", "--quiet", "--out", str(tmp_path / "plain.json")])
+    assert plain["settings"]["also_count"] is None and all(row["sent"] is None for row in plain["results"])
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["--task", "nope", "heuristic"], ["--episodes", "0", "heuristic"],
+                                  ["--also-count", "please do something", "heuristic"]])
 def test_bad_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         script.main(argv)

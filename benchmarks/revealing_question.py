@@ -75,7 +75,7 @@ def revealing_question(walkthrough: Sequence[str]) -> str:
     raise ValueError(f"the walkthrough investigates nothing: {list(walkthrough)}")
 
 
-def play(env: gym.Env, player, seed: int, also: str | None = None) -> tuple[str, str, bool, float, bool | None]:
+def play(env: gym.Env, player, seed: int, also: str | None = None) -> tuple:
     """One episode: its cause, its revealing question, whether it was asked before the first fix, the grade, and
     whether the reasoning named the true hypothesis (the grader's reasoning credit; ``None`` for an incident
     with no hypotheses). With ``also`` (a canonical command), a sixth item says whether it was sent at any point."""

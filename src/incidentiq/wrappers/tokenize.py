@@ -173,6 +173,7 @@ class ObservationTokenizer:
         buffer = memoryview(self._rows)
         self._read_logs(buffer, obs["logs"])
         text = obs["feedback"]
+        feedback = 0  # how many feedback ids the buffer's feedback row holds for this step
         if text:
             ids, subject = self.vocabulary.encode_with_subject(text)
             slot = self._slot_of.get(subject)
@@ -182,14 +183,12 @@ class ObservationTokenizer:
                 n = len(head)
                 buffer[stop - FINDING_LENGTH : stop - n] = _PADDING[: FINDING_LENGTH - n]
                 buffer[stop - n : stop] = head
-            # The feedback row holds this step's feedback only: written for the copy, then cleared.
             ids = ids[-_FEEDBACK_LENGTH:]
-            n = len(ids)
-            buffer[_FEEDBACK.stop - n : _FEEDBACK.stop] = ids
-            rows = self._table.take(self._rows)  # names to this episode's slot and team tokens, in a new array
-            buffer[_FEEDBACK.stop - n : _FEEDBACK.stop] = _PADDING[:n]
-        else:
-            rows = self._table.take(self._rows)
+            feedback = len(ids)
+            buffer[_FEEDBACK.stop - feedback : _FEEDBACK.stop] = ids
+        rows = self._table.take(self._rows)  # names to this episode's slot and team tokens, in a new array
+        if feedback:  # the feedback row holds this step's feedback only: cleared once it is copied
+            buffer[_FEEDBACK.stop - feedback : _FEEDBACK.stop] = _PADDING[:feedback]
         task = self._task
         progress = self._progress.copy()
         # Conditional expressions and .item(), not min() and [0]: this runs every step.

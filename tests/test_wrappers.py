@@ -646,3 +646,21 @@ def test_each_slot_keeps_its_latest_finding_beside_it():
     obs, *_ = env.step(look[1])
     np.testing.assert_array_equal(findings(obs)[0], first[0])
     assert ids(findings(obs)[1]) == ids(obs["feedback"])[:FINDING_LENGTH]
+
+
+@pytest.mark.parametrize("stamp", ["2026-01-01T00:00:00Z ", ""], ids=["stamped", "unstamped"])
+def test_a_line_longer_than_a_slot_row_keeps_its_latest_tokens(stamp):
+    # No line an env writes is this long, but a log line may be up to 256 characters.
+    env = gym.make("IncidentIQ/CascadingFailure-v0")
+    obs, _ = env.reset(seed=0)
+    tokenizer = ObservationTokenizer()
+    tokenizer.reset(obs)
+    service = obs["affected_services"][2]
+    body = f"ERROR {service}: " + " ".join(f"retry {k} failed" for k in range(20))
+    tokens = tokenizer.observe({**obs, "logs": (*obs["logs"], stamp + body)})
+    table = tokenizer.vocabulary.episode_table(obs["affected_services"], obs["team_roster"]["teams"])
+    ids = table[tokenizer.vocabulary.encode(body)]
+    assert len(ids) > SLOT_LENGTH
+    np.testing.assert_array_equal(tokens["slots"].reshape(MAX_SERVICES, SLOT_LENGTH)[2], ids[-SLOT_LENGTH:])
+    np.testing.assert_array_equal(tokens["logs"][-len(ids) :], ids)
+    assert tokens["logs"][0] != 0, "the earlier lines still fill the window"

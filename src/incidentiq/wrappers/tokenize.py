@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from incidentiq.language.vocabulary import PAD, Vocabulary, log_body
+from incidentiq.language.vocabulary import PAD, STAMP_LENGTH, Vocabulary
 from incidentiq.sim.catalog import MAX_TEAMS
 from incidentiq.sim.generator import MAX_SERVICES
 from incidentiq.sim.tasks import TASKS, TaskId
@@ -152,20 +152,26 @@ class ObservationTokenizer:
         encode, slot_of, last_pushed = self.vocabulary.encode_with_subject, self._slot_of, self._last_pushed
         window = _LOGS.stop  # the log window opens the buffer
         for line in logs[start:]:
-            body = log_body(line)
+            # log_body(line), inlined as the loop's other helpers are: a call costs more than the work.
+            body = line[STAMP_LENGTH:] if line[STAMP_LENGTH - 2 : STAMP_LENGTH] == "Z " and line[10:11] == "T" else line
             ids, subject = encode(body)
-            n = len(ids)
-            if n < window:  # as every line an env writes is: the general case is _push's
-                buffer[: window - n] = buffer[n:window]
-                buffer[window - n : window] = ids
-            else:
-                _push(buffer, 0, window, ids)
             slot = slot_of.get(subject, MAX_SERVICES)  # a line that names no listed service is an event
             # A repeated line ("alert still firing" each minute) says nothing new and would push the
             # slot's evidence out of its row.
-            if last_pushed[slot] != body:
-                last_pushed[slot] = body
-                _push(buffer, *_ROW_OF_SLOT[slot], ids)
+            new = last_pushed[slot] != body
+            last_pushed[slot] = body
+            row_start, row_stop = _ROW_OF_SLOT[slot]
+            n = len(ids)
+            if n < SLOT_LENGTH:  # as every line an env writes is: _push's shifts, inlined
+                buffer[: window - n] = buffer[n:window]
+                buffer[window - n : window] = ids
+                if new:
+                    buffer[row_start : row_stop - n] = buffer[row_start + n : row_stop]
+                    buffer[row_stop - n : row_stop] = ids
+            else:
+                _push(buffer, 0, window, ids)
+                if new:
+                    _push(buffer, row_start, row_stop, ids)
         self._last_line = logs[-1]
 
     def observe(self, obs: dict) -> dict[str, np.ndarray]:
@@ -179,11 +185,12 @@ class ObservationTokenizer:
             slot = self._slot_of.get(subject)
             if slot is not None and text.startswith(_RESULT_PREFIXES):  # a result, not "Already done: ..."
                 stop = _FINDINGS.start + (slot + 1) * FINDING_LENGTH
-                head = ids[:FINDING_LENGTH]
+                head = ids if len(ids) <= FINDING_LENGTH else ids[:FINDING_LENGTH]  # slicing costs more than len()
                 n = len(head)
                 buffer[stop - FINDING_LENGTH : stop - n] = _PADDING[: FINDING_LENGTH - n]
                 buffer[stop - n : stop] = head
-            ids = ids[-_FEEDBACK_LENGTH:]
+            if len(ids) > _FEEDBACK_LENGTH:
+                ids = ids[-_FEEDBACK_LENGTH:]
             feedback = len(ids)
             buffer[_FEEDBACK.stop - feedback : _FEEDBACK.stop] = ids
         rows = self._table.take(self._rows)  # names to this episode's slot and team tokens, in a new array

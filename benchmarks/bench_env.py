@@ -69,6 +69,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from machine import cpu_model
 
 import incidentiq
 from incidentiq.sim.commands import Aspect, Fix, Verb
@@ -491,6 +492,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "numpy": np.__version__,

@@ -40,6 +40,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
+
 import incidentiq
 from incidentiq.agents import RandomAgent
 from incidentiq.client import IncidentIQClient
@@ -256,6 +258,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "incidentiq": incidentiq.__version__,

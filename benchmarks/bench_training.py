@@ -58,6 +58,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from machine import cpu_model
 
 import incidentiq
 from incidentiq.train import TARGET_GRADE, TRAINING_SPLITS, PPOSettings, TrainSettings, plot_learning_curve, train
@@ -138,23 +139,12 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                     args.evidence_conclusions)
 
 
-def _cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def machine_info() -> dict:
     """Where the numbers were measured."""
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,

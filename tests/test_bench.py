@@ -46,7 +46,7 @@ def test_tiny_budget_writes_the_report(tmp_path):
     assert report["settings"]["steps"] == 2000
     assert report["settings"]["resets"] == 200
     machine = report["machine"]
-    for key in ("platform", "python", "numpy", "gymnasium", "cpu_count"):
+    for key in ("platform", "cpu", "python", "numpy", "gymnasium", "cpu_count"):
         assert machine[key]
     targets = report["targets"]
     assert targets == {"steps_ratio": 0.25, "resets_ratio": 0.10, "wrapped_steps_ratio": 0.2}

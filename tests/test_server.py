@@ -508,7 +508,7 @@ def test_bench_server_tiny_budget(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["settings"]["requests"] == 40 and report["settings"]["concurrency"] == [1, 4]
-    assert report["machine"]["cpu_count"] and report["machine"]["python"]
+    assert report["machine"]["cpu_count"] and report["machine"]["python"] and report["machine"]["cpu"]
     assert [r["clients"] for r in report["results"]] == [1, 4]
     for result in report["results"]:
         assert result["step_requests"] == 40 and result["errors"] == []

@@ -448,6 +448,7 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert row["timesteps"] >= 64 and row["passes"] is False
     assert (tmp_path / "bench_training.json").is_file() and (tmp_path / "learning_curves.png").is_file()
     assert row["mix"] == [], "the easy task trains on its own incidents"
+    assert report["machine"]["cpu"] and row["machine"]["cpu"], "results move with the CPU model, so it is recorded"
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,7 @@ class Settings:
     mix: bool = True
     train_split: str = "train"
     evidence_conclusions: bool = False
+    final_learning_rate: float = 0.0
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -127,6 +128,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--evidence-conclusions", action="store_true",
                         help="score the hard task's conclusions from the findings, not the context, and resolve "
                              "hard incidents only by concluding one (PPOSettings.evidence_conclusions)")
+    parser.add_argument("--final-learning-rate", type=float, default=defaults.final_learning_rate, metavar="LR",
+                        help="the rate the learning rate decays to by the end of each run "
+                             "(PPOSettings.final_learning_rate; default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
@@ -134,9 +138,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if not 0.0 <= args.final_learning_rate <= PPOSettings.learning_rate:
+        parser.error(f"--final-learning-rate must lie in [0, {PPOSettings.learning_rate}]")
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
-                    args.evidence_conclusions)
+                    args.evidence_conclusions, args.final_learning_rate)
 
 
 def machine_info() -> dict:
@@ -194,7 +200,8 @@ def run(settings: Settings) -> dict:
                 eval_episodes=settings.eval_episodes,
                 final_episodes=settings.final_episodes,
                 out=run_dir(settings.out_dir, env_id),
-                ppo=PPOSettings(evidence_conclusions=settings.evidence_conclusions),
+                ppo=PPOSettings(evidence_conclusions=settings.evidence_conclusions,
+                                final_learning_rate=settings.final_learning_rate),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),

@@ -533,3 +533,23 @@ def test_training_benchmark_keeps_the_rows_of_ids_it_does_not_retrain(tmp_path):
         "IncidentIQ/SingleServiceOutage-v0", "IncidentIQ/CascadingFailure-v0"]  # in registry order
     assert second["results"][1] == first["results"][0]
     assert json.loads((tmp_path / "bench_training.json").read_text())["results"] == second["results"]
+
+
+def test_the_learning_rate_anneals_to_its_final_rate_and_a_half_rate_run_follows_a_double_length_run():
+    default = PPOSettings().model_kwargs()["learning_rate"]
+    half = PPOSettings(final_learning_rate=5e-4).model_kwargs()["learning_rate"]
+    assert default(1.0) == half(1.0) == pytest.approx(1e-3)
+    assert default(0.0) == 0.0 and half(0.0) == pytest.approx(5e-4)
+    for step in range(0, 300_001, 25_000):
+        assert half(1 - step / 300_000) == pytest.approx(default(1 - step / 600_000))
+    assert PPOSettings(anneal_lr=False, final_learning_rate=5e-4).model_kwargs()["learning_rate"] == 1e-3
+
+
+def test_training_benchmark_refuses_a_final_learning_rate_outside_zero_to_the_initial_rate(capsys):
+    bench = load_script(ROOT / "benchmarks" / "bench_training.py")
+    assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
+    for bad in ("-0.1", "0.002"):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.parse_settings(["--final-learning-rate", bad])
+        assert exit_info.value.code == 2
+    assert "--final-learning-rate must lie in" in capsys.readouterr().err

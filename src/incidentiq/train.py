@@ -418,6 +418,9 @@ class PPOSettings:
     n_epochs: int = 8
     learning_rate: float = 1e-3
     anneal_lr: bool = True
+    final_learning_rate: float = 0.0
+    """The rate ``anneal_lr`` reaches at the end of the run; at ``learning_rate / 2`` the first 300,000 steps
+    of a run follow the first half of a 600,000-step run's schedule."""
     gamma: float = 0.95
     gae_lambda: float = 0.95
     clip_range: float = 0.2
@@ -435,7 +438,8 @@ class PPOSettings:
             "n_steps": self.n_steps,
             "batch_size": self.batch_size,
             "n_epochs": self.n_epochs,
-            "learning_rate": LinearSchedule(self.learning_rate, 0.0, 1.0) if self.anneal_lr else self.learning_rate,
+            "learning_rate": (LinearSchedule(self.learning_rate, self.final_learning_rate, 1.0) if self.anneal_lr
+                              else self.learning_rate),
             "gamma": self.gamma,
             "gae_lambda": self.gae_lambda,
             "clip_range": self.clip_range,

@@ -103,6 +103,7 @@ class Settings:
     train_split: str = "train"
     evidence_conclusions: bool = False
     final_learning_rate: float = 0.0
+    learning_rate: float = PPOSettings.learning_rate
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -131,6 +132,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--final-learning-rate", type=float, default=defaults.final_learning_rate, metavar="LR",
                         help="the rate the learning rate decays to by the end of each run "
                              "(PPOSettings.final_learning_rate; default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, metavar="LR",
+                        help="the rate each run starts at (PPOSettings.learning_rate; default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
@@ -138,11 +141,13 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if not 0.0 <= args.final_learning_rate <= PPOSettings.learning_rate:
-        parser.error(f"--final-learning-rate must lie in [0, {PPOSettings.learning_rate}]")
+    if not args.learning_rate > 0.0:
+        parser.error("--learning-rate must be positive")
+    if not 0.0 <= args.final_learning_rate <= args.learning_rate:
+        parser.error(f"--final-learning-rate must lie in [0, {args.learning_rate}] (the --learning-rate)")
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
-                    args.evidence_conclusions, args.final_learning_rate)
+                    args.evidence_conclusions, args.final_learning_rate, args.learning_rate)
 
 
 def machine_info() -> dict:
@@ -201,6 +206,7 @@ def run(settings: Settings) -> dict:
                 final_episodes=settings.final_episodes,
                 out=run_dir(settings.out_dir, env_id),
                 ppo=PPOSettings(evidence_conclusions=settings.evidence_conclusions,
+                                learning_rate=settings.learning_rate,
                                 final_learning_rate=settings.final_learning_rate),
             ),
             progress=settings.progress,

@@ -545,11 +545,27 @@ def test_the_learning_rate_anneals_to_its_final_rate_and_a_half_rate_run_follows
     assert PPOSettings(anneal_lr=False, final_learning_rate=5e-4).model_kwargs()["learning_rate"] == 1e-3
 
 
-def test_training_benchmark_refuses_a_final_learning_rate_outside_zero_to_the_initial_rate(capsys):
+def test_ppo_settings_refuse_a_learning_rate_schedule_that_does_not_decay_from_a_positive_rate():
+    for bad in ({"learning_rate": 0.0}, {"final_learning_rate": -1e-4}, {"final_learning_rate": 2e-3}):
+        with pytest.raises(ValueError, match="learning_rate"):
+            PPOSettings(**bad)
+    faster = PPOSettings(learning_rate=1.5e-3).model_kwargs()["learning_rate"]
+    assert faster(1.0) == pytest.approx(1.5e-3) and faster(0.0) == 0.0
+
+
+def test_training_benchmark_hands_its_learning_rates_to_the_run_and_refuses_a_rate_that_grows(tmp_path, capsys):
     bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
-    for bad in ("-0.1", "0.002"):
+    for bad in (["--final-learning-rate", "-0.1"], ["--final-learning-rate", "0.002"], ["--learning-rate", "0"],
+                ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"]):
         with pytest.raises(SystemExit) as exit_info:
-            bench.parse_settings(["--final-learning-rate", bad])
+            bench.parse_settings(bad)
         assert exit_info.value.code == 2
-    assert "--final-learning-rate must lie in" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--final-learning-rate must lie in" in err and "--learning-rate must be positive" in err
+    bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
+                "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path),
+                "--learning-rate", "0.002", "--final-learning-rate", "0.0015"])
+    saved = json.loads((bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "metrics.json").read_text())
+    assert saved["settings"]["ppo"]["learning_rate"] == 0.002
+    assert saved["settings"]["ppo"]["final_learning_rate"] == 0.0015

@@ -432,6 +432,13 @@ class PPOSettings:
     """Score the hard task's conclusions from the findings rather than the context, and resolve an incident that
     lists hypotheses only by concluding one (see :class:`CatalogHead`)."""
 
+    def __post_init__(self):
+        if not self.learning_rate > 0.0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.final_learning_rate <= self.learning_rate:
+            raise ValueError(f"final_learning_rate must lie in [0, learning_rate={self.learning_rate}], "
+                             f"got {self.final_learning_rate}")
+
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``MaskablePPO``."""
         return {

@@ -102,7 +102,7 @@ class Settings:
     mix: bool = True
     train_split: str = "train"
     evidence_conclusions: bool = False
-    final_learning_rate: float = 0.0
+    final_learning_rate: float = PPOSettings.final_learning_rate
     learning_rate: float = PPOSettings.learning_rate
 
 

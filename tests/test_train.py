@@ -22,6 +22,7 @@ pytest.importorskip("torch")
 import torch  # noqa: E402
 from sb3_contrib import MaskablePPO  # noqa: E402
 from script_loader import ROOT, load_script  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import SubprocVecEnv  # noqa: E402
 
@@ -553,19 +554,49 @@ def test_ppo_settings_refuse_a_learning_rate_schedule_that_does_not_decay_from_a
     assert faster(1.0) == pytest.approx(1.5e-3) and faster(0.0) == 0.0
 
 
-def test_training_benchmark_hands_its_learning_rates_to_the_run_and_refuses_a_rate_that_grows(tmp_path, capsys):
+def test_training_benchmark_hands_its_schedules_to_the_run_and_refuses_a_rate_that_grows(tmp_path, capsys):
     bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
     for bad in (["--final-learning-rate", "-0.1"], ["--final-learning-rate", "0.002"], ["--learning-rate", "0"],
-                ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"]):
+                ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"], ["--final-ent-coef", "0.05"],
+                ["--final-ent-coef", "-0.01"]):
         with pytest.raises(SystemExit) as exit_info:
             bench.parse_settings(bad)
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--final-learning-rate must lie in" in err and "--learning-rate must be positive" in err
+    assert "--final-ent-coef must lie in [0, 0.03]" in err
     bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
                 "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path),
-                "--learning-rate", "0.002", "--final-learning-rate", "0.0015"])
+                "--learning-rate", "0.002", "--final-learning-rate", "0.0015", "--final-ent-coef", "0.01"])
     saved = json.loads((bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "metrics.json").read_text())
     assert saved["settings"]["ppo"]["learning_rate"] == 0.002
     assert saved["settings"]["ppo"]["final_learning_rate"] == 0.0015
+    assert saved["settings"]["ppo"]["final_ent_coef"] == 0.01
+    trained = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "model.zip"
+    assert PPOAgent.load(trained).model.ent_coef == 0.01
+
+
+def test_the_entropy_coefficient_decays_linearly_to_its_final_value_before_each_update():
+    class Recorder(BaseCallback):  # what the update before each rollout (and the last one) used
+        def __init__(self):
+            super().__init__()
+            self.used = []
+
+        def _on_rollout_start(self):
+            self.used.append(self.model.ent_coef)
+
+        def _on_step(self):
+            return True
+
+    settings = dataclasses.replace(TINY, final_ent_coef=0.01)
+    model = MaskablePPO(CatalogPolicy, make_training_env(EASY_ID, n_envs=2, seed=0), seed=0, device="cpu",
+                        **settings.model_kwargs())
+    recorder = Recorder()
+    model.learn(4 * 64, callback=[*settings.callbacks(), recorder])
+    used = recorder.used[1:] + [model.ent_coef]  # the first rollout starts before any update
+    assert used == pytest.approx([0.025, 0.02, 0.015, 0.01])
+    assert TINY.callbacks() == [] and dataclasses.replace(TINY, final_ent_coef=TINY.ent_coef).callbacks() == []
+    for bad in ({"final_ent_coef": -0.01}, {"final_ent_coef": 0.05}, {"ent_coef": -0.1}):
+        with pytest.raises(ValueError, match="ent_coef"):
+            PPOSettings(**bad)

@@ -425,6 +425,9 @@ class PPOSettings:
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     ent_coef: float = 0.03
+    final_ent_coef: float | None = None
+    """The entropy coefficient at the end of the run, reached linearly from ``ent_coef`` over it (``None``: the
+    coefficient stays ``ent_coef``). The bonus matters most early, before the policy has learned to resolve."""
     embed_dim: int = 32
     slot_dim: int = 64
     hidden: int = 256
@@ -438,6 +441,17 @@ class PPOSettings:
         if not 0.0 <= self.final_learning_rate <= self.learning_rate:
             raise ValueError(f"final_learning_rate must lie in [0, learning_rate={self.learning_rate}], "
                              f"got {self.final_learning_rate}")
+        if not self.ent_coef >= 0.0:
+            raise ValueError(f"ent_coef must not be negative, got {self.ent_coef}")
+        if self.final_ent_coef is not None and not 0.0 <= self.final_ent_coef <= self.ent_coef:
+            raise ValueError(f"final_ent_coef must lie in [0, ent_coef={self.ent_coef}] or be None, "
+                             f"got {self.final_ent_coef}")
+
+    def callbacks(self) -> list[BaseCallback]:
+        """The callbacks these settings need during ``learn`` (the entropy schedule, if the coefficient decays)."""
+        if self.final_ent_coef is None or self.final_ent_coef == self.ent_coef:
+            return []
+        return [EntropySchedule(self.ent_coef, self.final_ent_coef)]
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``MaskablePPO``."""
@@ -615,6 +629,28 @@ class CurvePoint:
     grade: float
 
 
+class EntropySchedule(BaseCallback):
+    """Moves the entropy coefficient linearly from ``start`` to ``end`` over the run, as ``anneal_lr`` moves the rate.
+
+    SB3 takes one fixed ``ent_coef``; this sets the model's before each update, from the share of the run still
+    to come when the update starts (the share SB3's learning-rate schedule reads).
+    """
+
+    def __init__(self, start: float, end: float):
+        super().__init__()
+        self.start, self.end = start, end
+
+    def _on_training_start(self) -> None:
+        self.model.ent_coef = self.start
+
+    def _on_rollout_end(self) -> None:
+        remaining = 1.0 - self.model.num_timesteps / self.model._total_timesteps
+        self.model.ent_coef = self.end + (self.start - self.end) * max(remaining, 0.0)
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class GradeCurve(BaseCallback):
     """Every ``every`` env steps, the deterministic policy's mean grade on held-out incidents.
 
@@ -732,7 +768,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     rollout = ppo.n_steps * ppo.n_envs
     budget = max(rollout, settings.timesteps // rollout * rollout)
     started = time.perf_counter()
-    model.learn(budget, callback=curve, progress_bar=progress)
+    model.learn(budget, callback=[curve, *ppo.callbacks()], progress_bar=progress)
     wall = time.perf_counter() - started
     env.close()
     if curve.points[-1].steps != model.num_timesteps:

@@ -105,6 +105,7 @@ class Settings:
     final_learning_rate: float = PPOSettings.final_learning_rate
     learning_rate: float = PPOSettings.learning_rate
     final_ent_coef: float | None = PPOSettings.final_ent_coef
+    ent_coef: float = PPOSettings.ent_coef
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -135,8 +136,10 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                              "(PPOSettings.final_learning_rate; default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, metavar="LR",
                         help="the rate each run starts at (PPOSettings.learning_rate; default: %(default)s)")
+    parser.add_argument("--ent-coef", type=float, default=defaults.ent_coef, metavar="C",
+                        help="the entropy coefficient each run starts at (PPOSettings.ent_coef; default: %(default)s)")
     parser.add_argument("--final-ent-coef", type=float, default=defaults.final_ent_coef, metavar="C",
-                        help=f"the entropy coefficient each run decays to, linearly from {PPOSettings.ent_coef} "
+                        help="the entropy coefficient each run decays to, linearly from --ent-coef "
                              "(PPOSettings.final_ent_coef; default: no decay)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
@@ -149,11 +152,14 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         parser.error("--learning-rate must be positive")
     if not 0.0 <= args.final_learning_rate <= args.learning_rate:
         parser.error(f"--final-learning-rate must lie in [0, {args.learning_rate}] (the --learning-rate)")
-    if args.final_ent_coef is not None and not 0.0 <= args.final_ent_coef <= PPOSettings.ent_coef:
-        parser.error(f"--final-ent-coef must lie in [0, {PPOSettings.ent_coef}]")
+    if not args.ent_coef >= 0.0:
+        parser.error("--ent-coef must not be negative")
+    if args.final_ent_coef is not None and not 0.0 <= args.final_ent_coef <= args.ent_coef:
+        parser.error(f"--final-ent-coef must lie in [0, {args.ent_coef}] (the --ent-coef)")
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
-                    args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef)
+                    args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef,
+                    args.ent_coef)
 
 
 def machine_info() -> dict:
@@ -214,6 +220,7 @@ def run(settings: Settings) -> dict:
                 ppo=PPOSettings(evidence_conclusions=settings.evidence_conclusions,
                                 learning_rate=settings.learning_rate,
                                 final_learning_rate=settings.final_learning_rate,
+                                ent_coef=settings.ent_coef,
                                 final_ent_coef=settings.final_ent_coef),
             ),
             progress=settings.progress,

@@ -559,20 +559,22 @@ def test_training_benchmark_hands_its_schedules_to_the_run_and_refuses_a_rate_th
     assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
     for bad in (["--final-learning-rate", "-0.1"], ["--final-learning-rate", "0.002"], ["--learning-rate", "0"],
                 ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"], ["--final-ent-coef", "0.05"],
-                ["--final-ent-coef", "-0.01"]):
+                ["--final-ent-coef", "-0.01"], ["--ent-coef", "-1"],
+                ["--ent-coef", "0.01", "--final-ent-coef", "0.02"]):
         with pytest.raises(SystemExit) as exit_info:
             bench.parse_settings(bad)
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--final-learning-rate must lie in" in err and "--learning-rate must be positive" in err
-    assert "--final-ent-coef must lie in [0, 0.03]" in err
+    assert "--final-ent-coef must lie in [0, 0.03] (the --ent-coef)" in err and "--ent-coef must not be negative" in err
     bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
                 "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path),
-                "--learning-rate", "0.002", "--final-learning-rate", "0.0015", "--final-ent-coef", "0.01"])
+                "--learning-rate", "0.002", "--final-learning-rate", "0.0015",
+                "--ent-coef", "0.04", "--final-ent-coef", "0.01"])
     saved = json.loads((bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "metrics.json").read_text())
     assert saved["settings"]["ppo"]["learning_rate"] == 0.002
     assert saved["settings"]["ppo"]["final_learning_rate"] == 0.0015
-    assert saved["settings"]["ppo"]["final_ent_coef"] == 0.01
+    assert saved["settings"]["ppo"]["ent_coef"] == 0.04 and saved["settings"]["ppo"]["final_ent_coef"] == 0.01
     trained = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "model.zip"
     assert PPOAgent.load(trained).model.ent_coef == 0.01
 

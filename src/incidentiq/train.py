@@ -406,8 +406,10 @@ class PPOSettings:
 
     An entropy bonus of 0.03 matters most: with 0.01 the policy stopped
     trying ``resolve`` after its first premature resolves (-0.40) and did
-    not find it again once the fault was fixed. The learning rate decays
-    linearly to zero over the run (``anneal_lr``): the hard task's held-out
+    not find it again once the fault was fixed; decayed to zero over a run
+    (``final_ent_coef=0.0``), hard runs stopped asking late a question that
+    held-out incidents need (``benchmarks/results/README.md``). The learning
+    rate decays linearly to zero over the run (``anneal_lr``): the hard task's held-out
     grade otherwise swings by 0.1 between evaluations late in training.
     ``benchmarks/bench_training.py`` reports what these settings reach per task.
     """

@@ -643,10 +643,11 @@ class EntropySchedule(BaseCallback):
         self.start, self.end = start, end
 
     def _on_training_start(self) -> None:
+        self.total = self.locals["total_timesteps"]  # learn()'s own, counted from the model's first step
         self.model.ent_coef = self.start
 
     def _on_rollout_end(self) -> None:
-        remaining = 1.0 - self.model.num_timesteps / self.model._total_timesteps
+        remaining = 1.0 - self.model.num_timesteps / self.total
         self.model.ent_coef = self.end + (self.start - self.end) * max(remaining, 0.0)
 
     def _on_step(self) -> bool:

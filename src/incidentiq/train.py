@@ -648,6 +648,8 @@ class EntropySchedule(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         remaining = 1.0 - self.model.num_timesteps / self.total
+        # Not SB3's LinearSchedule, which the learning rate uses: it computes start + (end - start) * done, which
+        # ends a rounding error off ``end`` (0.010000000000000002 for 0.03 to 0.01); this form ends on it exactly.
         self.model.ent_coef = self.end + (self.start - self.end) * max(remaining, 0.0)
 
     def _on_step(self) -> bool:

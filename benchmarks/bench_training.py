@@ -61,7 +61,16 @@ import torch
 from machine import cpu_model
 
 import incidentiq
-from incidentiq.train import TARGET_GRADE, TRAINING_SPLITS, PPOSettings, TrainSettings, plot_learning_curve, train
+from incidentiq.train import (
+    TARGET_GRADE,
+    TRAINING_SPLITS,
+    PPOSettings,
+    TrainSettings,
+    option_name,
+    plot_learning_curve,
+    schedule_problem,
+    train,
+)
 
 STEP_BUDGET = 300_000
 SECONDS_BUDGET = 15 * 60
@@ -148,14 +157,10 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if not args.learning_rate > 0.0:
-        parser.error("--learning-rate must be positive")
-    if not 0.0 <= args.final_learning_rate <= args.learning_rate:
-        parser.error(f"--final-learning-rate must lie in [0, {args.learning_rate}] (the --learning-rate)")
-    if not args.ent_coef >= 0.0:
-        parser.error("--ent-coef must not be negative")
-    if args.final_ent_coef is not None and not 0.0 <= args.final_ent_coef <= args.ent_coef:
-        parser.error(f"--final-ent-coef must lie in [0, {args.ent_coef}] (the --ent-coef)")
+    problem = schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
+                               option_name)
+    if problem is not None:
+        parser.error(problem)
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
                     args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef,

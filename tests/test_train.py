@@ -401,16 +401,39 @@ def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
     out = tmp_path / "cli-run"
     code = main(["train", "--task", "single_service_outage", "--timesteps", "64", "--n-envs", "2", "--eval-every",
                  "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--split", "all",
-                 "--evidence-conclusions", "--quiet"])
+                 "--evidence-conclusions", "--learning-rate", "0.002", "--final-learning-rate", "0.001",
+                 "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--quiet"])
     assert code == 0
     assert (out / "model.zip").is_file()
     settings = json.loads((out / "metrics.json").read_text())["settings"]
     assert settings["split"] == "all" and settings["ppo"]["evidence_conclusions"] is True
+    assert [settings["ppo"][name] for name in ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
+            ] == [0.002, 0.001, 0.04, 0.01]
+    assert PPOAgent.load(out / "model.zip").model.ent_coef == 0.01  # the decayed bonus the last update used
     assert "mean test grade" in capsys.readouterr().out
     code = main(["evaluate", "--agent", f"ppo:{out / 'model.zip'}", "--task", "single_service_outage",
                  "--episodes", "2", "--quiet"])
     assert code == 0
     assert "ppo:cli-run" in capsys.readouterr().out
+
+
+def test_cli_train_refuses_schedules_that_grow_naming_the_option(capsys):
+    for bad, message in (
+        (["--learning-rate", "0"], "--learning-rate must be positive, got 0.0"),
+        (["--final-learning-rate", "0.002"], "--final-learning-rate must lie in [0, 0.001] (the --learning-rate)"),
+        (["--ent-coef", "-0.1"], "--ent-coef must not be negative, got -0.1"),
+        (["--ent-coef", "0.01", "--final-ent-coef", "0.02"], "--final-ent-coef must lie in [0, 0.01] (the --ent-coef)"),
+        (["--final-ent-coef", "inf"], "argument --final-ent-coef: expected a finite number, got 'inf'"),
+        (["--learning-rate", "fast"], "argument --learning-rate: expected a number, got 'fast'"),
+    ):
+        assert main(["train", *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = PPOSettings()  # the help states PPOSettings' defaults, which is what an unset option keeps
+    assert f"starts at (default: {defaults.learning_rate})" in text
+    assert f"end of the run (default: {defaults.final_learning_rate})" in text
+    assert f"bonus a run starts at (default: {defaults.ent_coef})" in text and defaults.final_ent_coef is None
 
 
 def test_cli_train_refuses_to_train_on_the_test_split(capsys):

@@ -6,7 +6,8 @@ incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed 
                     [--by-cause] [--log-steps | --no-log-steps]
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
 incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K]
-                 [--split train|all] [--evidence-conclusions] [--quiet]
+                 [--split train|all] [--evidence-conclusions] [--learning-rate LR] [--final-learning-rate LR]
+                 [--ent-coef C] [--final-ent-coef C] [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -677,9 +678,13 @@ def _port_number(text: str) -> int:
 # ---- train ------------------------------------------------------------------------------
 
 
+SCHEDULE_OPTIONS = ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
+"""The ``PPOSettings`` fields ``incidentiq train`` sets from options of the same name; unset ones keep their default."""
+
+
 def _train_command(args: argparse.Namespace) -> int:
     try:
-        from incidentiq.train import PPOSettings, TrainSettings, mixed_env_ids, train
+        from incidentiq.train import PPOSettings, TrainSettings, mixed_env_ids, option_name, schedule_problem, train
     except ImportError as exc:
         raise UsageError(str(exc)) from exc
     (task,) = args.task
@@ -690,6 +695,12 @@ def _train_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / task.task_id
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a directory")
+    defaults = PPOSettings()
+    schedules = {name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
+                 for name in SCHEDULE_OPTIONS}
+    problem = schedule_problem(**schedules, name=option_name)
+    if problem is not None:
+        raise UsageError(problem)
     settings = TrainSettings(
         env_id=task.env_id,
         timesteps=args.timesteps,
@@ -702,7 +713,7 @@ def _train_command(args: argparse.Namespace) -> int:
         out=out,
         mix=tuple(args.mix),
         split=args.split,
-        ppo=PPOSettings(evidence_conclusions=args.evidence_conclusions),
+        ppo=PPOSettings(evidence_conclusions=args.evidence_conclusions, **schedules),
     )
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     metrics = train(settings, progress=not args.quiet, log=say)
@@ -753,6 +764,16 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return convert
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -916,6 +937,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score the hard task's conclusions (\"resolve concluding hypothesis k\") from what the findings say "
         "rather than from the whole incident's context, and resolve hard incidents only by concluding one",
+    )
+    number = _argument_type("number", _finite_float)
+    train_parser.add_argument(
+        "--learning-rate", type=number, metavar="LR", help="the learning rate a run starts at (default: 0.001)"
+    )
+    train_parser.add_argument(
+        "--final-learning-rate",
+        type=number,
+        metavar="LR",
+        help="the rate it decays to, linearly, by the end of the run (default: 0.0)",
+    )
+    train_parser.add_argument(
+        "--ent-coef", type=number, metavar="C", help="the entropy bonus a run starts at (default: 0.03)"
+    )
+    train_parser.add_argument(
+        "--final-ent-coef",
+        type=number,
+        metavar="C",
+        help="the bonus it decays to, linearly, by the end of the run, at most --ent-coef (default: no decay)",
     )
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)

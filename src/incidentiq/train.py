@@ -400,6 +400,40 @@ class CatalogPolicy(MaskableMultiInputActorCriticPolicy):
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
 
+def schedule_problem(
+    learning_rate: float,
+    final_learning_rate: float,
+    ent_coef: float,
+    final_ent_coef: float | None,
+    name: Callable[[str], str] = str,
+) -> str | None:
+    """What is wrong with these :class:`PPOSettings` rates and bonuses, or ``None`` if nothing is.
+
+    Rates and bonuses may only decay, from a positive learning rate and a
+    non-negative bonus. ``name`` spells a field in the message: command lines
+    pass one that turns ``ent_coef`` into ``--ent-coef``, so a bad flag is
+    reported by the flag's name.
+
+    >>> schedule_problem(1e-3, 0.0, 0.03, 0.05)
+    'final_ent_coef must lie in [0, 0.03] (the ent_coef), got 0.05'
+    """
+    if not learning_rate > 0.0:
+        return f"{name('learning_rate')} must be positive, got {learning_rate}"
+    if not 0.0 <= final_learning_rate <= learning_rate:
+        return (f"{name('final_learning_rate')} must lie in [0, {learning_rate}] (the {name('learning_rate')}), "
+                f"got {final_learning_rate}")
+    if not ent_coef >= 0.0:
+        return f"{name('ent_coef')} must not be negative, got {ent_coef}"
+    if final_ent_coef is not None and not 0.0 <= final_ent_coef <= ent_coef:
+        return f"{name('final_ent_coef')} must lie in [0, {ent_coef}] (the {name('ent_coef')}), got {final_ent_coef}"
+    return None
+
+
+def option_name(field: str) -> str:
+    """The command-line option that sets a settings field: ``final_ent_coef`` is ``--final-ent-coef``."""
+    return "--" + field.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class PPOSettings:
     """MaskablePPO defaults for IncidentIQ.
@@ -438,16 +472,9 @@ class PPOSettings:
     lists hypotheses only by concluding one (see :class:`CatalogHead`)."""
 
     def __post_init__(self):
-        if not self.learning_rate > 0.0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if not 0.0 <= self.final_learning_rate <= self.learning_rate:
-            raise ValueError(f"final_learning_rate must lie in [0, learning_rate={self.learning_rate}], "
-                             f"got {self.final_learning_rate}")
-        if not self.ent_coef >= 0.0:
-            raise ValueError(f"ent_coef must not be negative, got {self.ent_coef}")
-        if self.final_ent_coef is not None and not 0.0 <= self.final_ent_coef <= self.ent_coef:
-            raise ValueError(f"final_ent_coef must lie in [0, ent_coef={self.ent_coef}] or be None, "
-                             f"got {self.final_ent_coef}")
+        problem = schedule_problem(self.learning_rate, self.final_learning_rate, self.ent_coef, self.final_ent_coef)
+        if problem is not None:
+            raise ValueError(problem)
 
     def callbacks(self) -> list[BaseCallback]:
         """The callbacks these settings need during ``learn`` (the entropy schedule, if the coefficient decays)."""
@@ -874,6 +901,8 @@ __all__ = [
     "mean_grade",
     "mixed_env_ids",
     "plot_learning_curve",
+    "option_name",
     "reference_grades",
+    "schedule_problem",
     "train",
 ]

@@ -939,24 +939,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rather than from the whole incident's context, and resolve hard incidents only by concluding one",
     )
     number = _argument_type("number", _finite_float)
-    train_parser.add_argument(
-        "--learning-rate", type=number, metavar="LR", help="the learning rate a run starts at (default: 0.001)"
-    )
-    train_parser.add_argument(
-        "--final-learning-rate",
-        type=number,
-        metavar="LR",
-        help="the rate it decays to, linearly, by the end of the run (default: 0.0)",
-    )
-    train_parser.add_argument(
-        "--ent-coef", type=number, metavar="C", help="the entropy bonus a run starts at (default: 0.03)"
-    )
-    train_parser.add_argument(
-        "--final-ent-coef",
-        type=number,
-        metavar="C",
-        help="the bonus it decays to, linearly, by the end of the run, at most --ent-coef (default: no decay)",
-    )
+    for option, metavar, text in (  # the schedules: PPOSettings' fields of the same names
+        ("--learning-rate", "LR", "the learning rate a run starts at (default: 0.001)"),
+        ("--final-learning-rate", "LR", "the rate it decays to, linearly, by the end of the run (default: 0.0)"),
+        ("--ent-coef", "C", "the entropy bonus a run starts at (default: 0.03)"),
+        ("--final-ent-coef", "C", "the bonus it decays to, linearly, by the end of the run, at most --ent-coef "
+         "(default: no decay)"),
+    ):
+        train_parser.add_argument(option, type=number, metavar=metavar, help=text)
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)
     return parser

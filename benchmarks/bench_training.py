@@ -75,6 +75,8 @@ from incidentiq.train import (
 STEP_BUDGET = 300_000
 SECONDS_BUDGET = 15 * 60
 RESULTS = Path(__file__).parent / "results"
+ROLLOUT = TrainSettings.n_envs * PPOSettings.n_steps
+"""Env steps per rollout, the largest minibatch a run can take."""
 EASY, MEDIUM, HARD, ANY = (f"IncidentIQ/{name}-v0" for name in
                            ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation", "AnyIncident"))
 MIXES: dict[str, tuple[tuple[str, int], ...]] = {HARD: ((EASY, 2), (MEDIUM, 2)), ANY: ((HARD, 3),)}
@@ -115,6 +117,8 @@ class Settings:
     learning_rate: float = PPOSettings.learning_rate
     final_ent_coef: float | None = PPOSettings.final_ent_coef
     ent_coef: float = PPOSettings.ent_coef
+    n_epochs: int = PPOSettings.n_epochs
+    batch_size: int = PPOSettings.batch_size
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -150,13 +154,20 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--final-ent-coef", type=float, default=defaults.final_ent_coef, metavar="C",
                         help="the entropy coefficient each run decays to, linearly from --ent-coef "
                              "(PPOSettings.final_ent_coef; default: no decay)")
+    parser.add_argument("--n-epochs", type=int, default=defaults.n_epochs, metavar="N",
+                        help="passes over each rollout (PPOSettings.n_epochs; default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
+                        help=f"minibatch size, from 2 to one rollout ({ROLLOUT} steps; PPOSettings.batch_size; "
+                             "default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
         parser.error(f"unknown env ids {unknown}; choose from {list(incidentiq.ENV_IDS)}")
-    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
+    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes", "n_epochs"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+            parser.error(f"{option_name(name)} must be positive")
+    if not 2 <= args.batch_size <= ROLLOUT:
+        parser.error(f"--batch-size must lie in [2, {ROLLOUT}] (one rollout), got {args.batch_size}")
     problem = schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
                                option_name)
     if problem is not None:
@@ -164,7 +175,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
                     args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef,
-                    args.ent_coef)
+                    args.ent_coef, args.n_epochs, args.batch_size)
 
 
 def machine_info() -> dict:
@@ -226,7 +237,9 @@ def run(settings: Settings) -> dict:
                                 learning_rate=settings.learning_rate,
                                 final_learning_rate=settings.final_learning_rate,
                                 ent_coef=settings.ent_coef,
-                                final_ent_coef=settings.final_ent_coef),
+                                final_ent_coef=settings.final_ent_coef,
+                                n_epochs=settings.n_epochs,
+                                batch_size=settings.batch_size),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),

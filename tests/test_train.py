@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import pickle
 import subprocess
 import sys
@@ -570,34 +571,45 @@ def test_the_learning_rate_anneals_to_its_final_rate_and_a_half_rate_run_follows
 
 
 def test_ppo_settings_refuse_a_learning_rate_schedule_that_does_not_decay_from_a_positive_rate():
-    for bad in ({"learning_rate": 0.0}, {"final_learning_rate": -1e-4}, {"final_learning_rate": 2e-3}):
+    for bad in ({"learning_rate": 0.0}, {"final_learning_rate": -1e-4}, {"final_learning_rate": 2e-3},
+                {"learning_rate": math.inf}, {"learning_rate": math.nan}):
         with pytest.raises(ValueError, match="learning_rate"):
             PPOSettings(**bad)
     faster = PPOSettings(learning_rate=1.5e-3).model_kwargs()["learning_rate"]
     assert faster(1.0) == pytest.approx(1.5e-3) and faster(0.0) == 0.0
 
 
-def test_training_benchmark_hands_its_schedules_to_the_run_and_refuses_a_rate_that_grows(tmp_path, capsys):
+def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_ones(tmp_path, capsys):
     bench = load_script(ROOT / "benchmarks" / "bench_training.py")
     assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
+    defaults = bench.parse_settings([])
+    assert (defaults.n_epochs, defaults.batch_size) == (PPOSettings.n_epochs, PPOSettings.batch_size)
     for bad in (["--final-learning-rate", "-0.1"], ["--final-learning-rate", "0.002"], ["--learning-rate", "0"],
                 ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"], ["--final-ent-coef", "0.05"],
                 ["--final-ent-coef", "-0.01"], ["--ent-coef", "-1"],
-                ["--ent-coef", "0.01", "--final-ent-coef", "0.02"]):
+                ["--ent-coef", "0.01", "--final-ent-coef", "0.02"], ["--learning-rate", "inf"],
+                ["--ent-coef", "inf"], ["--n-epochs", "0"], ["--batch-size", "1"], ["--batch-size", "4096"]):
         with pytest.raises(SystemExit) as exit_info:
             bench.parse_settings(bad)
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--final-learning-rate must lie in" in err and "--learning-rate must be positive" in err
     assert "--final-ent-coef must lie in [0, 0.03] (the --ent-coef)" in err and "--ent-coef must not be negative" in err
+    assert "--learning-rate must be a finite number, got inf" in err and "--ent-coef must be a finite number" in err
+    assert "--n-epochs must be positive" in err
+    assert "--batch-size must lie in [2, 2048] (one rollout), got 1" in err and "got 4096" in err
     bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
                 "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path),
                 "--learning-rate", "0.002", "--final-learning-rate", "0.0015",
-                "--ent-coef", "0.04", "--final-ent-coef", "0.01"])
-    saved = json.loads((bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "metrics.json").read_text())
+                "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--n-epochs", "3", "--batch-size", "512"])
+    run = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0")
+    saved = json.loads((run / "metrics.json").read_text())
     assert saved["settings"]["ppo"]["learning_rate"] == 0.002
     assert saved["settings"]["ppo"]["final_learning_rate"] == 0.0015
     assert saved["settings"]["ppo"]["ent_coef"] == 0.04 and saved["settings"]["ppo"]["final_ent_coef"] == 0.01
+    assert saved["settings"]["ppo"]["n_epochs"] == 3 and saved["settings"]["ppo"]["batch_size"] == 512
+    model = MaskablePPO.load(run / "model.zip", device="cpu")
+    assert (model.n_epochs, model.batch_size) == (3, 512), "the trained model used them"
     trained = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "model.zip"
     assert PPOAgent.load(trained).model.ent_coef == 0.01
 

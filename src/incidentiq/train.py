@@ -409,14 +409,21 @@ def schedule_problem(
 ) -> str | None:
     """What is wrong with these :class:`PPOSettings` rates and bonuses, or ``None`` if nothing is.
 
-    Rates and bonuses may only decay, from a positive learning rate and a
-    non-negative bonus. ``name`` spells a field in the message: command lines
-    pass one that turns ``ent_coef`` into ``--ent-coef``, so a bad flag is
-    reported by the flag's name.
+    Every value must be finite, and rates and bonuses may only decay, from a
+    positive learning rate and a non-negative bonus. ``name`` spells a field in
+    the message: command lines pass one that turns ``ent_coef`` into
+    ``--ent-coef``, so a bad flag is reported by the flag's name.
 
     >>> schedule_problem(1e-3, 0.0, 0.03, 0.05)
     'final_ent_coef must lie in [0, 0.03] (the ent_coef), got 0.05'
+    >>> schedule_problem(float("inf"), 0.0, 0.03, None)
+    'learning_rate must be a finite number, got inf'
     """
+    values = {"learning_rate": learning_rate, "final_learning_rate": final_learning_rate, "ent_coef": ent_coef,
+              "final_ent_coef": final_ent_coef}
+    for field, value in values.items():
+        if value is not None and not math.isfinite(value):
+            return f"{name(field)} must be a finite number, got {value}"
     if not learning_rate > 0.0:
         return f"{name('learning_rate')} must be positive, got {learning_rate}"
     if not 0.0 <= final_learning_rate <= learning_rate:

@@ -70,6 +70,7 @@ from incidentiq.train import (
     plot_learning_curve,
     schedule_problem,
     train,
+    update_problem,
 )
 
 STEP_BUDGET = 300_000
@@ -163,13 +164,12 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
         parser.error(f"unknown env ids {unknown}; choose from {list(incidentiq.ENV_IDS)}")
-    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes", "n_epochs"):
+    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
         if getattr(args, name) < 1:
             parser.error(f"{option_name(name)} must be positive")
-    if not 2 <= args.batch_size <= ROLLOUT:
-        parser.error(f"--batch-size must lie in [2, {ROLLOUT}] (one rollout), got {args.batch_size}")
-    problem = schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
-                               option_name)
+    problem = (schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
+                                option_name)
+               or update_problem(args.batch_size, args.n_epochs, ROLLOUT, option_name))
     if problem is not None:
         parser.error(problem)
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,

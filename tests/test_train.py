@@ -403,14 +403,17 @@ def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
     code = main(["train", "--task", "single_service_outage", "--timesteps", "64", "--n-envs", "2", "--eval-every",
                  "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--split", "all",
                  "--evidence-conclusions", "--learning-rate", "0.002", "--final-learning-rate", "0.001",
-                 "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--quiet"])
+                 "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--batch-size", "128", "--n-epochs", "2",
+                 "--quiet"])
     assert code == 0
     assert (out / "model.zip").is_file()
     settings = json.loads((out / "metrics.json").read_text())["settings"]
     assert settings["split"] == "all" and settings["ppo"]["evidence_conclusions"] is True
     assert [settings["ppo"][name] for name in ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
             ] == [0.002, 0.001, 0.04, 0.01]
-    assert PPOAgent.load(out / "model.zip").model.ent_coef == 0.01  # the decayed bonus the last update used
+    model = PPOAgent.load(out / "model.zip").model
+    assert model.ent_coef == 0.01  # the decayed bonus the last update used
+    assert (model.batch_size, model.n_epochs) == (128, 2)
     assert "mean test grade" in capsys.readouterr().out
     code = main(["evaluate", "--agent", f"ppo:{out / 'model.zip'}", "--task", "single_service_outage",
                  "--episodes", "2", "--quiet"])
@@ -418,7 +421,7 @@ def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
     assert "ppo:cli-run" in capsys.readouterr().out
 
 
-def test_cli_train_refuses_schedules_that_grow_naming_the_option(capsys):
+def test_cli_train_refuses_bad_ppo_settings_naming_the_option(capsys):
     for bad, message in (
         (["--learning-rate", "0"], "--learning-rate must be positive, got 0.0"),
         (["--final-learning-rate", "0.002"], "--final-learning-rate must lie in [0, 0.001] (the --learning-rate)"),
@@ -426,6 +429,9 @@ def test_cli_train_refuses_schedules_that_grow_naming_the_option(capsys):
         (["--ent-coef", "0.01", "--final-ent-coef", "0.02"], "--final-ent-coef must lie in [0, 0.01] (the --ent-coef)"),
         (["--final-ent-coef", "inf"], "argument --final-ent-coef: expected a finite number, got 'inf'"),
         (["--learning-rate", "fast"], "argument --learning-rate: expected a number, got 'fast'"),
+        (["--batch-size", "1"], "--batch-size must lie in [2, 2048] (one rollout), got 1"),
+        (["--n-envs", "2", "--batch-size", "1024"], "--batch-size must lie in [2, 512] (one rollout), got 1024"),
+        (["--n-epochs", "0"], "argument --n-epochs: must be at least 1, got 0"),
     ):
         assert main(["train", *bad]) == 2
         assert message in capsys.readouterr().err
@@ -435,6 +441,8 @@ def test_cli_train_refuses_schedules_that_grow_naming_the_option(capsys):
     assert f"starts at (default: {defaults.learning_rate})" in text
     assert f"end of the run (default: {defaults.final_learning_rate})" in text
     assert f"bonus a run starts at (default: {defaults.ent_coef})" in text and defaults.final_ent_coef is None
+    assert f"at most one rollout of {defaults.n_steps} steps per env (default: {defaults.batch_size})" in text
+    assert f"passes over each rollout (default: {defaults.n_epochs})" in text
 
 
 def test_cli_train_refuses_to_train_on_the_test_split(capsys):
@@ -570,11 +578,16 @@ def test_the_learning_rate_anneals_to_its_final_rate_and_a_half_rate_run_follows
     assert PPOSettings(anneal_lr=False, final_learning_rate=5e-4).model_kwargs()["learning_rate"] == 1e-3
 
 
-def test_ppo_settings_refuse_a_learning_rate_schedule_that_does_not_decay_from_a_positive_rate():
+def test_ppo_settings_refuse_rates_that_do_not_decay_and_minibatches_larger_than_a_rollout():
     for bad in ({"learning_rate": 0.0}, {"final_learning_rate": -1e-4}, {"final_learning_rate": 2e-3},
                 {"learning_rate": math.inf}, {"learning_rate": math.nan}):
         with pytest.raises(ValueError, match="learning_rate"):
             PPOSettings(**bad)
+    for bad in ({"batch_size": 1}, {"batch_size": 4096}, {"n_envs": 1, "batch_size": 512}):
+        with pytest.raises(ValueError, match="batch_size must lie in"):
+            PPOSettings(**bad)
+    with pytest.raises(ValueError, match="n_epochs must be positive"):
+        PPOSettings(n_epochs=0)
     faster = PPOSettings(learning_rate=1.5e-3).model_kwargs()["learning_rate"]
     assert faster(1.0) == pytest.approx(1.5e-3) and faster(0.0) == 0.0
 

@@ -7,7 +7,7 @@ incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed 
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
 incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K]
                  [--split train|all] [--evidence-conclusions] [--learning-rate LR] [--final-learning-rate LR]
-                 [--ent-coef C] [--final-ent-coef C] [--quiet]
+                 [--ent-coef C] [--final-ent-coef C] [--batch-size N] [--n-epochs N] [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -679,12 +679,21 @@ def _port_number(text: str) -> int:
 
 
 SCHEDULE_OPTIONS = ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
+UPDATE_OPTIONS = ("batch_size", "n_epochs")
 """The ``PPOSettings`` fields ``incidentiq train`` sets from options of the same name; unset ones keep their default."""
 
 
 def _train_command(args: argparse.Namespace) -> int:
     try:
-        from incidentiq.train import PPOSettings, TrainSettings, mixed_env_ids, option_name, schedule_problem, train
+        from incidentiq.train import (
+            PPOSettings,
+            TrainSettings,
+            mixed_env_ids,
+            option_name,
+            schedule_problem,
+            train,
+            update_problem,
+        )
     except ImportError as exc:
         raise UsageError(str(exc)) from exc
     (task,) = args.task
@@ -696,9 +705,10 @@ def _train_command(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a directory")
     defaults = PPOSettings()
-    schedules = {name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
-                 for name in SCHEDULE_OPTIONS}
-    problem = schedule_problem(**schedules, name=option_name)
+    schedules, updates = ({name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
+                           for name in names} for names in (SCHEDULE_OPTIONS, UPDATE_OPTIONS))
+    problem = (schedule_problem(**schedules, name=option_name)
+               or update_problem(**updates, rollout=defaults.n_steps * args.n_envs, name=option_name))
     if problem is not None:
         raise UsageError(problem)
     settings = TrainSettings(
@@ -713,7 +723,7 @@ def _train_command(args: argparse.Namespace) -> int:
         out=out,
         mix=tuple(args.mix),
         split=args.split,
-        ppo=PPOSettings(evidence_conclusions=args.evidence_conclusions, **schedules),
+        ppo=PPOSettings(n_envs=args.n_envs, evidence_conclusions=args.evidence_conclusions, **schedules, **updates),
     )
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     metrics = train(settings, progress=not args.quiet, log=say)
@@ -947,6 +957,11 @@ def build_parser() -> argparse.ArgumentParser:
          "(default: no decay)"),
     ):
         train_parser.add_argument(option, type=number, metavar=metavar, help=text)
+    for option, text in (  # the size of each update: PPOSettings' fields of the same names
+        ("--batch-size", "env steps per minibatch, at most one rollout of 256 steps per env (default: 256)"),
+        ("--n-epochs", "passes over each rollout (default: 8)"),
+    ):
+        train_parser.add_argument(option, type=count, metavar="N", help=text)
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)
     return parser

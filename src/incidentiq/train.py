@@ -436,6 +436,23 @@ def schedule_problem(
     return None
 
 
+def update_problem(batch_size: int, n_epochs: int, rollout: int, name: Callable[[str], str] = str) -> str | None:
+    """What is wrong with these :class:`PPOSettings` update sizes, or ``None`` if nothing is.
+
+    A minibatch holds from 2 env steps (SB3's minimum) to one whole rollout
+    of ``rollout`` steps (``n_steps * n_envs``), and each rollout is passed
+    over at least once. ``name`` spells a field as in :func:`schedule_problem`.
+
+    >>> update_problem(4096, 8, rollout=2048)
+    'batch_size must lie in [2, 2048] (one rollout), got 4096'
+    """
+    if not 2 <= batch_size <= rollout:
+        return f"{name('batch_size')} must lie in [2, {rollout}] (one rollout), got {batch_size}"
+    if n_epochs < 1:
+        return f"{name('n_epochs')} must be positive, got {n_epochs}"
+    return None
+
+
 def option_name(field: str) -> str:
     """The command-line option that sets a settings field: ``final_ent_coef`` is ``--final-ent-coef``."""
     return "--" + field.replace("_", "-")
@@ -479,7 +496,8 @@ class PPOSettings:
     lists hypotheses only by concluding one (see :class:`CatalogHead`)."""
 
     def __post_init__(self):
-        problem = schedule_problem(self.learning_rate, self.final_learning_rate, self.ent_coef, self.final_ent_coef)
+        problem = (schedule_problem(self.learning_rate, self.final_learning_rate, self.ent_coef, self.final_ent_coef)
+                   or update_problem(self.batch_size, self.n_epochs, self.n_steps * self.n_envs))
         if problem is not None:
             raise ValueError(problem)
 
@@ -912,4 +930,5 @@ __all__ = [
     "reference_grades",
     "schedule_problem",
     "train",
+    "update_problem",
 ]

@@ -679,8 +679,9 @@ def _port_number(text: str) -> int:
 
 
 SCHEDULE_OPTIONS = ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
+"""The ``PPOSettings`` schedules ``incidentiq train`` sets from options of the same name."""
 UPDATE_OPTIONS = ("batch_size", "n_epochs")
-"""The ``PPOSettings`` fields ``incidentiq train`` sets from options of the same name; unset ones keep their default."""
+"""The ``PPOSettings`` update sizes ``incidentiq train`` sets from options of the same name."""
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -705,8 +706,11 @@ def _train_command(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a directory")
     defaults = PPOSettings()
-    schedules, updates = ({name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
-                           for name in names} for names in (SCHEDULE_OPTIONS, UPDATE_OPTIONS))
+
+    def chosen(names: tuple[str, ...]) -> dict[str, Any]:  # an option left out keeps PPOSettings' default
+        return {name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name) for name in names}
+
+    schedules, updates = chosen(SCHEDULE_OPTIONS), chosen(UPDATE_OPTIONS)
     problem = (schedule_problem(**schedules, name=option_name)
                or update_problem(**updates, rollout=defaults.n_steps * args.n_envs, name=option_name))
     if problem is not None:

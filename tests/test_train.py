@@ -621,10 +621,9 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert saved["settings"]["ppo"]["final_learning_rate"] == 0.0015
     assert saved["settings"]["ppo"]["ent_coef"] == 0.04 and saved["settings"]["ppo"]["final_ent_coef"] == 0.01
     assert saved["settings"]["ppo"]["n_epochs"] == 3 and saved["settings"]["ppo"]["batch_size"] == 512
-    model = MaskablePPO.load(run / "model.zip", device="cpu")
+    model = PPOAgent.load(run / "model.zip").model
     assert (model.n_epochs, model.batch_size) == (3, 512), "the trained model used them"
-    trained = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0") / "model.zip"
-    assert PPOAgent.load(trained).model.ent_coef == 0.01
+    assert model.ent_coef == 0.01
 
 
 def test_the_entropy_coefficient_decays_linearly_to_its_final_value_before_each_update():

@@ -66,6 +66,7 @@ from incidentiq.train import (
     TRAINING_SPLITS,
     PPOSettings,
     TrainSettings,
+    discount_problem,
     option_name,
     plot_learning_curve,
     schedule_problem,
@@ -120,6 +121,7 @@ class Settings:
     ent_coef: float = PPOSettings.ent_coef
     n_epochs: int = PPOSettings.n_epochs
     batch_size: int = PPOSettings.batch_size
+    gamma: float = PPOSettings.gamma
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -160,6 +162,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
                         help=f"minibatch size, from 2 to one rollout ({ROLLOUT} steps; PPOSettings.batch_size; "
                              "default: %(default)s)")
+    parser.add_argument("--gamma", type=float, default=defaults.gamma, metavar="G",
+                        help="the discount of future rewards, in (0, 1] (PPOSettings.gamma; default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
@@ -169,13 +173,14 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
             parser.error(f"{option_name(name)} must be positive")
     problem = (schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
                                 option_name)
-               or update_problem(args.batch_size, args.n_epochs, ROLLOUT, option_name))
+               or update_problem(args.batch_size, args.n_epochs, ROLLOUT, option_name)
+               or discount_problem(args.gamma, option_name))
     if problem is not None:
         parser.error(problem)
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
                     args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef,
-                    args.ent_coef, args.n_epochs, args.batch_size)
+                    args.ent_coef, args.n_epochs, args.batch_size, args.gamma)
 
 
 def machine_info() -> dict:
@@ -239,7 +244,8 @@ def run(settings: Settings) -> dict:
                                 ent_coef=settings.ent_coef,
                                 final_ent_coef=settings.final_ent_coef,
                                 n_epochs=settings.n_epochs,
-                                batch_size=settings.batch_size),
+                                batch_size=settings.batch_size,
+                                gamma=settings.gamma),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),

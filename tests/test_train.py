@@ -578,7 +578,7 @@ def test_the_learning_rate_anneals_to_its_final_rate_and_a_half_rate_run_follows
     assert PPOSettings(anneal_lr=False, final_learning_rate=5e-4).model_kwargs()["learning_rate"] == 1e-3
 
 
-def test_ppo_settings_refuse_rates_that_do_not_decay_and_minibatches_larger_than_a_rollout():
+def test_ppo_settings_refuse_growing_rates_oversized_minibatches_and_discounts_outside_0_1():
     for bad in ({"learning_rate": 0.0}, {"final_learning_rate": -1e-4}, {"final_learning_rate": 2e-3},
                 {"learning_rate": math.inf}, {"learning_rate": math.nan}):
         with pytest.raises(ValueError, match="learning_rate"):
@@ -588,6 +588,10 @@ def test_ppo_settings_refuse_rates_that_do_not_decay_and_minibatches_larger_than
             PPOSettings(**bad)
     with pytest.raises(ValueError, match="n_epochs must be positive"):
         PPOSettings(n_epochs=0)
+    for bad in (0.0, -0.5, 1.01, math.nan):
+        with pytest.raises(ValueError, match=r"gamma must lie in \(0, 1\]"):
+            PPOSettings(gamma=bad)
+    assert PPOSettings(gamma=1.0).model_kwargs()["gamma"] == 1.0
     faster = PPOSettings(learning_rate=1.5e-3).model_kwargs()["learning_rate"]
     assert faster(1.0) == pytest.approx(1.5e-3) and faster(0.0) == 0.0
 
@@ -597,11 +601,13 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
     defaults = bench.parse_settings([])
     assert (defaults.n_epochs, defaults.batch_size) == (PPOSettings.n_epochs, PPOSettings.batch_size)
+    assert defaults.gamma == PPOSettings.gamma
     for bad in (["--final-learning-rate", "-0.1"], ["--final-learning-rate", "0.002"], ["--learning-rate", "0"],
                 ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"], ["--final-ent-coef", "0.05"],
                 ["--final-ent-coef", "-0.01"], ["--ent-coef", "-1"],
                 ["--ent-coef", "0.01", "--final-ent-coef", "0.02"], ["--learning-rate", "inf"],
-                ["--ent-coef", "inf"], ["--n-epochs", "0"], ["--batch-size", "1"], ["--batch-size", "4096"]):
+                ["--ent-coef", "inf"], ["--n-epochs", "0"], ["--batch-size", "1"], ["--batch-size", "4096"],
+                ["--gamma", "0"], ["--gamma", "1.5"]):
         with pytest.raises(SystemExit) as exit_info:
             bench.parse_settings(bad)
         assert exit_info.value.code == 2
@@ -611,10 +617,11 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert "--learning-rate must be a finite number, got inf" in err and "--ent-coef must be a finite number" in err
     assert "--n-epochs must be positive" in err
     assert "--batch-size must lie in [2, 2048] (one rollout), got 1" in err and "got 4096" in err
+    assert "--gamma must lie in (0, 1], got 0.0" in err and "got 1.5" in err
     bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
                 "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path),
                 "--learning-rate", "0.002", "--final-learning-rate", "0.0015",
-                "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--n-epochs", "3", "--batch-size", "512"])
+                "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--n-epochs", "3", "--batch-size", "512", "--gamma", "0.99"])
     run = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0")
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["settings"]["ppo"]["learning_rate"] == 0.002
@@ -622,7 +629,7 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert saved["settings"]["ppo"]["ent_coef"] == 0.04 and saved["settings"]["ppo"]["final_ent_coef"] == 0.01
     assert saved["settings"]["ppo"]["n_epochs"] == 3 and saved["settings"]["ppo"]["batch_size"] == 512
     model = PPOAgent.load(run / "model.zip").model
-    assert (model.n_epochs, model.batch_size) == (3, 512), "the trained model used them"
+    assert (model.n_epochs, model.batch_size, model.gamma) == (3, 512, 0.99), "the trained model used them"
     assert model.ent_coef == 0.01
 
 

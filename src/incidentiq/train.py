@@ -453,6 +453,17 @@ def update_problem(batch_size: int, n_epochs: int, rollout: int, name: Callable[
     return None
 
 
+def discount_problem(gamma: float, name: Callable[[str], str] = str) -> str | None:
+    """What is wrong with this :class:`PPOSettings` discount, or ``None`` if nothing is: it lies in (0, 1].
+
+    >>> discount_problem(1.5, option_name)
+    '--gamma must lie in (0, 1], got 1.5'
+    """
+    if not 0.0 < gamma <= 1.0:
+        return f"{name('gamma')} must lie in (0, 1], got {gamma}"
+    return None
+
+
 def option_name(field: str) -> str:
     """The command-line option that sets a settings field: ``final_ent_coef`` is ``--final-ent-coef``."""
     return "--" + field.replace("_", "-")
@@ -497,7 +508,8 @@ class PPOSettings:
 
     def __post_init__(self):
         problem = (schedule_problem(self.learning_rate, self.final_learning_rate, self.ent_coef, self.final_ent_coef)
-                   or update_problem(self.batch_size, self.n_epochs, self.n_steps * self.n_envs))
+                   or update_problem(self.batch_size, self.n_epochs, self.n_steps * self.n_envs)
+                   or discount_problem(self.gamma))
         if problem is not None:
             raise ValueError(problem)
 

@@ -77,8 +77,8 @@ from incidentiq.train import (
 STEP_BUDGET = 300_000
 SECONDS_BUDGET = 15 * 60
 RESULTS = Path(__file__).parent / "results"
-ROLLOUT = TrainSettings.n_envs * PPOSettings.n_steps
-"""Env steps per rollout, the largest minibatch a run can take."""
+N_ENVS = TrainSettings.n_envs
+"""Training envs per run: a rollout, the largest minibatch a run can take, is ``--n-steps`` steps of each."""
 EASY, MEDIUM, HARD, ANY = (f"IncidentIQ/{name}-v0" for name in
                            ("SingleServiceOutage", "CascadingFailure", "AmbiguousPaymentDegradation", "AnyIncident"))
 MIXES: dict[str, tuple[tuple[str, int], ...]] = {HARD: ((EASY, 2), (MEDIUM, 2)), ANY: ((HARD, 3),)}
@@ -122,6 +122,7 @@ class Settings:
     n_epochs: int = PPOSettings.n_epochs
     batch_size: int = PPOSettings.batch_size
     gamma: float = PPOSettings.gamma
+    n_steps: int = PPOSettings.n_steps
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -160,27 +161,30 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--n-epochs", type=int, default=defaults.n_epochs, metavar="N",
                         help="passes over each rollout (PPOSettings.n_epochs; default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
-                        help=f"minibatch size, from 2 to one rollout ({ROLLOUT} steps; PPOSettings.batch_size; "
-                             "default: %(default)s)")
+                        help=f"minibatch size, from 2 to one rollout (--n-steps x {N_ENVS} envs; "
+                             "PPOSettings.batch_size; default: %(default)s)")
     parser.add_argument("--gamma", type=float, default=defaults.gamma, metavar="G",
                         help="the discount of future rewards, in (0, 1] (PPOSettings.gamma; default: %(default)s)")
+    parser.add_argument("--n-steps", type=int, default=defaults.n_steps, metavar="N",
+                        help=f"steps of each of the {N_ENVS} envs per rollout, between two updates "
+                             "(PPOSettings.n_steps; default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
         parser.error(f"unknown env ids {unknown}; choose from {list(incidentiq.ENV_IDS)}")
-    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
+    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes", "n_steps"):
         if getattr(args, name) < 1:
             parser.error(f"{option_name(name)} must be positive")
     problem = (schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
                                 option_name)
-               or update_problem(args.batch_size, args.n_epochs, ROLLOUT, option_name)
+               or update_problem(args.batch_size, args.n_epochs, args.n_steps * N_ENVS, option_name)
                or discount_problem(args.gamma, option_name))
     if problem is not None:
         parser.error(problem)
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
                     args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef,
-                    args.ent_coef, args.n_epochs, args.batch_size, args.gamma)
+                    args.ent_coef, args.n_epochs, args.batch_size, args.gamma, args.n_steps)
 
 
 def machine_info() -> dict:
@@ -245,7 +249,8 @@ def run(settings: Settings) -> dict:
                                 final_ent_coef=settings.final_ent_coef,
                                 n_epochs=settings.n_epochs,
                                 batch_size=settings.batch_size,
-                                gamma=settings.gamma),
+                                gamma=settings.gamma,
+                                n_steps=settings.n_steps),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),

@@ -601,13 +601,13 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert bench.parse_settings(["--final-learning-rate", "0.0005"]).final_learning_rate == 5e-4
     defaults = bench.parse_settings([])
     assert (defaults.n_epochs, defaults.batch_size) == (PPOSettings.n_epochs, PPOSettings.batch_size)
-    assert defaults.gamma == PPOSettings.gamma
+    assert (defaults.gamma, defaults.n_steps) == (PPOSettings.gamma, PPOSettings.n_steps)
     for bad in (["--final-learning-rate", "-0.1"], ["--final-learning-rate", "0.002"], ["--learning-rate", "0"],
                 ["--learning-rate", "0.0005", "--final-learning-rate", "0.001"], ["--final-ent-coef", "0.05"],
                 ["--final-ent-coef", "-0.01"], ["--ent-coef", "-1"],
                 ["--ent-coef", "0.01", "--final-ent-coef", "0.02"], ["--learning-rate", "inf"],
                 ["--ent-coef", "inf"], ["--n-epochs", "0"], ["--batch-size", "1"], ["--batch-size", "4096"],
-                ["--gamma", "0"], ["--gamma", "1.5"]):
+                ["--gamma", "0"], ["--gamma", "1.5"], ["--n-steps", "0"], ["--n-steps", "64", "--batch-size", "1024"]):
         with pytest.raises(SystemExit) as exit_info:
             bench.parse_settings(bad)
         assert exit_info.value.code == 2
@@ -618,10 +618,12 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert "--n-epochs must be positive" in err
     assert "--batch-size must lie in [2, 2048] (one rollout), got 1" in err and "got 4096" in err
     assert "--gamma must lie in (0, 1], got 0.0" in err and "got 1.5" in err
+    assert "--n-steps must be positive" in err and "[2, 512] (one rollout), got 1024" in err
     bench.main(["--env-ids", "IncidentIQ/SingleServiceOutage-v0", "--timesteps", "64", "--eval-every", "64",
                 "--eval-episodes", "2", "--final-episodes", "2", "--out-dir", str(tmp_path),
                 "--learning-rate", "0.002", "--final-learning-rate", "0.0015",
-                "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--n-epochs", "3", "--batch-size", "512", "--gamma", "0.99"])
+                "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--n-epochs", "3", "--batch-size", "512",
+                "--gamma", "0.99", "--n-steps", "64"])
     run = bench.run_dir(tmp_path, "IncidentIQ/SingleServiceOutage-v0")
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["settings"]["ppo"]["learning_rate"] == 0.002
@@ -629,7 +631,7 @@ def test_training_benchmark_hands_its_ppo_settings_to_the_run_and_refuses_bad_on
     assert saved["settings"]["ppo"]["ent_coef"] == 0.04 and saved["settings"]["ppo"]["final_ent_coef"] == 0.01
     assert saved["settings"]["ppo"]["n_epochs"] == 3 and saved["settings"]["ppo"]["batch_size"] == 512
     model = PPOAgent.load(run / "model.zip").model
-    assert (model.n_epochs, model.batch_size, model.gamma) == (3, 512, 0.99), "the trained model used them"
+    assert (model.n_epochs, model.batch_size, model.gamma, model.n_steps) == (3, 512, 0.99, 64), "the model used them"
     assert model.ent_coef == 0.01
 
 

@@ -16,7 +16,11 @@ episodes and over the others. A cause whose grade collapses when the
 question is skipped is lost to the question, not to what follows it. On
 hard-task incidents it also counts the episodes whose reasoning named the
 true hypothesis (the grade's reasoning credit): a policy that names the
-same hypothesis whatever the evidence earns it on one cause in three.
+same hypothesis whatever the evidence earns it on one cause in three. And it
+counts where each episode's first fix went: to the root service or, when a
+policy acts on the wrong evidence, to which other service (for pool
+exhaustion in payment-service, a first fix on db-primary blames the database
+behind the pool, not the service that holds it).
 
 Agents are ``incidentiq evaluate --agent`` values (``ppo:DIR/model.zip``,
 ``heuristic``, ``random``, ``walkthrough``). Episodes use seeds
@@ -28,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import gymnasium as gym
 
@@ -60,6 +66,8 @@ class CauseRow:
     """Episodes whose reasoning named the true hypothesis (hard-task incidents; ``None`` when the cause had none)."""
     sent: int | None = None
     """Episodes that sent the ``--also-count`` command at any point (``None`` when none was given)."""
+    first_fix_at: dict[str, int] = field(default_factory=dict)
+    """Episodes by the service their first fix aimed at (``"none"``: no fix), most frequent first."""
 
 
 def revealing_question(walkthrough: Sequence[str]) -> str:
@@ -75,28 +83,45 @@ def revealing_question(walkthrough: Sequence[str]) -> str:
     raise ValueError(f"the walkthrough investigates nothing: {list(walkthrough)}")
 
 
-def play(env: gym.Env, player, seed: int, also: str | None = None) -> tuple:
-    """One episode: its cause, its revealing question, whether it was asked before the first fix, the grade, and
-    whether the reasoning named the true hypothesis (the grader's reasoning credit; ``None`` for an incident
-    with no hypotheses). With ``also`` (a canonical command), a sixth item says whether it was sent at any point."""
+class Episode(NamedTuple):
+    """One played episode, as :func:`play` reports it."""
+
+    cause: str
+    question: str
+    """The incident's revealing question."""
+    asked: bool
+    """Whether it was asked before the first fix."""
+    grade: float
+    concluded: bool | None
+    """Whether the reasoning named the true hypothesis (the grader's reasoning credit; ``None`` for an incident with
+    no hypotheses)."""
+    first_fix_at: str
+    """The service the first fix aimed at (``"(no service)"`` if it named none), or ``"none"`` without a fix."""
+    sent: bool | None = None
+    """Whether the ``also`` command was sent at any point (``None`` when none was given)."""
+
+
+def play(env: gym.Env, player, seed: int, also: str | None = None) -> Episode:
+    """Play one episode with ``player`` on ``env`` seeded ``seed``; ``also`` is a canonical command to look for."""
     obs, info = env.reset(seed=seed)
     player.reset(obs, info)
     question = revealing_question(env.unwrapped.walkthrough())
-    asked = fixing = sent = False
+    asked = sent = False
+    first_fix_at = None
     while True:
         text = player.act(obs, info)
         parsed = parse(text)  # as the env reads it
         if parsed.command is not None and parsed.command.verb is Verb.MITIGATE:
-            fixing = True
-        elif parsed.canonical == question and not fixing:
+            first_fix_at = first_fix_at or parsed.command.service or "(no service)"
+        elif parsed.canonical == question and first_fix_at is None:
             asked = True
         sent = sent or (also is not None and parsed.canonical == also)
         obs, _, terminated, truncated, info = env.step(text)
         if terminated or truncated:
             incident = env.unwrapped.incident
             concluded = info["grade_components"]["reasoning"] > 0 if incident.hypothesis is not None else None
-            played = incident.cause, question, asked, float(info["grade"]), concluded
-            return played if also is None else (*played, sent)
+            return Episode(incident.cause, question, asked, float(info["grade"]), concluded, first_fix_at or "none",
+                           sent if also is not None else None)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -109,30 +134,33 @@ def measure(agent: str, spec: AgentSpec, env_id: str, split: str, episodes: int,
     sorted by cause, named ``agent`` (the value as given: two saved policies can share a folder name). With
     ``also`` (a canonical command), each row also counts the episodes that sent it at any point."""
     env = gym.make(env_id, split=split)
-    played: dict[str, tuple[str, list[float], list[float], list[bool | None], list[bool]]] = {}
+    by_cause: dict[str, list[Episode]] = {}
     try:
         player = spec.build(env, seed)
         with Progress(episodes, f"{spec.name} on {env_id}", enabled=progress) as bar:
             for k in range(episodes):
-                cause, question, asked, grade, concluded, *sent = play(env, player, seed + k, also)
-                _, with_question, without, conclusions, sends = played.setdefault(cause, (question, [], [], [], []))
-                (with_question if asked else without).append(grade)
-                conclusions.append(concluded)
-                sends += sent
+                episode = play(env, player, seed + k, also)
+                by_cause.setdefault(episode.cause, []).append(episode)
                 bar.update()
     finally:
         env.close()
-    return [
-        CauseRow(agent, cause, question, len(yes) + len(no), len(yes), _mean(yes + no), _mean(yes), _mean(no),
-                 sum(c is True for c in conclusions) if any(c is not None for c in conclusions) else None,
-                 sum(sends) if also is not None else None)
-        for cause, (question, yes, no, conclusions, sends) in sorted(played.items())
-    ]
+    return [_row(agent, cause, played, also is not None) for cause, played in sorted(by_cause.items())]
+
+
+def _row(agent: str, cause: str, played: list[Episode], counted_also: bool) -> CauseRow:
+    """One cause's row, from the episodes ``played`` on it."""
+    yes = [e.grade for e in played if e.asked]
+    no = [e.grade for e in played if not e.asked]
+    hypotheses = any(e.concluded is not None for e in played)
+    return CauseRow(agent, cause, played[0].question, len(played), len(yes), _mean(yes + no), _mean(yes), _mean(no),
+                    sum(e.concluded is True for e in played) if hypotheses else None,
+                    sum(e.sent for e in played) if counted_also else None,
+                    dict(Counter(e.first_fix_at for e in played).most_common()))
 
 
 def format_rows(rows: Sequence[CauseRow], also: str | None = None) -> str:
-    """A plain-text table per agent: each cause, how often its question was asked, and the grades with and without
-    (and, with ``also``, how often that command was sent)."""
+    """A plain-text table per agent: each cause, how often its question was asked, the grades with and without,
+    (with ``also``) how often that command was sent, and where the first fixes went."""
 
     def grade(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -143,14 +171,19 @@ def format_rows(rows: Sequence[CauseRow], also: str | None = None) -> str:
         if row.agent != agent:
             agent = row.agent
             lines += [f"== {agent}", f"{'cause':<46}{'asked':>9}{'grade':>8}{'asked':>8}{'not':>8}{'concluded':>11}"
-                      + (f"{'sent':>9}" if also else "")]
+                      + (f"{'sent':>9}" if also else "") + f"{'root first':>12}  first fix elsewhere"]
+        root = row.cause.partition("@")[2]
+        elsewhere = ", ".join(f"{service} {n}" for service, n in row.first_fix_at.items() if service != root)
         lines.append(f"{row.cause:<46}{f'{row.asked}/{row.episodes}':>9}{grade(row.grade):>8}"
                      f"{grade(row.grade_asked):>8}{grade(row.grade_not_asked):>8}"
                      f"{'-' if row.concluded is None else f'{row.concluded}/{row.episodes}':>11}"
-                     + (f"{f'{row.sent}/{row.episodes}':>9}" if also else ""))
+                     + (f"{f'{row.sent}/{row.episodes}':>9}" if also else "")
+                     + f"{f'{row.first_fix_at.get(root, 0)}/{row.episodes}':>12}  {elsewhere or '-'}")
     lines.append("asked: episodes that sent the cause's revealing question before their first fix, then the mean "
                  "grade of those episodes and of the others; concluded: episodes whose reasoning named the true "
-                 "hypothesis (hard task)" + (f"; sent: episodes that sent '{also}' at any point" if also else ""))
+                 "hypothesis (hard task)" + (f"; sent: episodes that sent '{also}' at any point" if also else "")
+                 + "; root first: episodes whose first fix aimed at the root service, then where the others' first "
+                 "fix aimed ('none': no fix)")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from script_loader import load_script
 
 import incidentiq  # noqa: F401  (registers the ids)
 from incidentiq.sim.faults import TEST_COMBOS
+from incidentiq.sim.tasks import MAX_STEPS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "revealing_question.py"
 HARD = "IncidentIQ/AmbiguousPaymentDegradation-v0"
@@ -48,13 +49,17 @@ def test_the_question_counts_only_before_the_first_fix():
         question = script.revealing_question(env.unwrapped.walkthrough())
         assert question.startswith("investigate ")
         played = script.play(env, Scripted(env, []), seed)
-        assert played == (env.unwrapped.incident.cause, question, True, 1.0, True)
+        root = env.unwrapped.incident.root
+        assert played == (env.unwrapped.incident.cause, question, True, 1.0, True, root, None)
         # The same questions after a fix on the wrong service come too late to count.
-        wrong = next(s for s in env.unwrapped.incident.services if s != env.unwrapped.incident.root)
+        wrong = next(s for s in env.unwrapped.incident.services if s != root)
         fix_first = Scripted(env, [f"investigate {wrong}", f"mitigate: restart {wrong}"])
-        _, _, asked, late_grade, _ = script.play(env, fix_first, seed)
-        assert not asked
-        assert late_grade < 1.0
+        late = script.play(env, fix_first, seed)
+        assert not late.asked
+        assert late.grade < 1.0
+        assert late.first_fix_at == wrong  # the first fix, not the walkthrough's fix that followed it
+        stalling = Scripted(env, ["escalate"] * MAX_STEPS)  # the step limit ends it before the walkthrough starts
+        assert script.play(env, stalling, seed).first_fix_at == "none"
     env.close()
 
 
@@ -76,15 +81,18 @@ def test_the_report_splits_each_held_out_cause_by_whether_the_question_was_asked
         assert 0 <= row["asked"] <= row["episodes"]
         assert (row["grade_asked"] is None) == (row["asked"] == 0)
         assert (row["grade_not_asked"] is None) == (row["asked"] == row["episodes"])
+        assert sum(row["first_fix_at"].values()) == row["episodes"]
     assert set(by_agent) == {"walkthrough", "random"}
     for rows in by_agent.values():
         assert sum(row["episodes"] for row in rows) == 24
     for row in by_agent["walkthrough"]:
         assert row["asked"] == row["concluded"] == row["episodes"] and row["grade"] == 1.0
+        assert row["first_fix_at"] == {row["cause"].partition("@")[2]: row["episodes"]}
     assert any(row["asked"] < row["episodes"] for row in by_agent["random"])
     assert all(0 <= row["concluded"] <= row["episodes"] for row in by_agent["random"])
     printed = capsys.readouterr().out
     assert "== walkthrough" in printed and "connection_pool_exhaustion@payment-service" in printed
+    assert "root first: episodes whose first fix aimed at the root service" in printed
 
 
 def test_a_task_without_hypotheses_reports_no_conclusions(tmp_path):
@@ -102,9 +110,9 @@ def test_also_count_counts_a_command_sent_at_any_point_whatever_the_cause(tmp_pa
         # After a fix, and in an incident it does not reveal, the command still counts as sent.
         wrong = next(s for s in env.unwrapped.incident.services if s != env.unwrapped.incident.root)
         late = Scripted(env, [f"mitigate: restart {wrong}", "look at payment-service db"])
-        assert script.play(env, late, seed, also=question)[5] is True
-        assert script.play(env, Scripted(env, []), seed, also="investigate fraud-service deploys")[5] is False
-        assert len(script.play(env, Scripted(env, []), seed)) == 5  # without it, the five items as before
+        assert script.play(env, late, seed, also=question).sent is True
+        assert script.play(env, Scripted(env, []), seed, also="investigate fraud-service deploys").sent is False
+        assert script.play(env, Scripted(env, []), seed).sent is None  # nothing asked, nothing counted
     env.close()
     report = script.main(["walkthrough", "--episodes", "24", "--quiet", "--out", str(tmp_path / "rq.json"),
                           "--also-count", "check payment-service db"])

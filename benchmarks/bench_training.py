@@ -27,8 +27,12 @@ pairs training never draws. It reports:
   of every task. (The first policy at 0.9 is not what PASS asks about: the
   curve picked it, and its columns measure how fast a run gets there.)
 
-Each row records the machine and the torch threads of its own run: rows kept
-from an earlier report may come from other conditions.
+Each row records the machine, the torch threads and the vector instructions
+torch's CPU kernels use (``torch_cpu_capability``: AVX2 or AVX512, say) of its
+own run: rows kept from an earlier report may come from other conditions. A
+seed repeats a run only when all three match, since each changes how torch
+rounds its float sums; ``ATEN_CPU_CAPABILITY=avx2`` makes torch use its AVX2
+kernels on a machine that has AVX-512.
 
 ``--train-split all`` lets the training envs draw the held-out pairs too. Such
 a run never PASSes; it measures how much of the test grade a policy loses to
@@ -197,6 +201,7 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "gymnasium": gym.__version__,
         "numpy": np.__version__,
         "incidentiq": incidentiq.__version__,

@@ -482,6 +482,8 @@ def test_training_benchmark_runs_with_a_tiny_budget(tmp_path):
     assert (tmp_path / "bench_training.json").is_file() and (tmp_path / "learning_curves.png").is_file()
     assert row["mix"] == [], "the easy task trains on its own incidents"
     assert report["machine"]["cpu"] and row["machine"]["cpu"], "results move with the CPU model, so it is recorded"
+    # and with the kernels torch picks for it (AVX2 or AVX512 on x86), which ATEN_CPU_CAPABILITY can pin
+    assert row["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
 
 
 @pytest.mark.parametrize(

@@ -286,6 +286,8 @@ def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(
     assert [p["steps"] for p in saved["curve"]] == sorted(p["steps"] for p in saved["curve"])
     assert 0.0 <= saved["final_test_grade"]["IncidentIQ/SingleServiceOutage-v0"] <= 1.0
     assert set(saved["reference_test_grade"]["IncidentIQ/SingleServiceOutage-v0"]) == {"random", "heuristic"}
+    assert saved["torch"] == {"version": torch.__version__, "threads": torch.get_num_threads(),
+                              "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
     agent = PPOAgent.load(tmp_path / "run" / "model.zip")
     env = gym.make("IncidentIQ/SingleServiceOutage-v0", split="test")

@@ -804,7 +804,9 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     training never takes more than ``timesteps`` env steps (but at least one
     rollout). The curve evaluates on test-split seeds ``0 .. eval_episodes - 1`` (incidents
     whose (family, root) pairs training never sees); the final grade uses
-    ``final_episodes`` seeds, per task for AnyIncident. Returns the metrics.
+    ``final_episodes`` seeds, per task for AnyIncident. The metrics also
+    record torch's version, threads and vector kernels (``torch``): the same
+    seed repeats a run only when they match. Returns the metrics.
     """
     if settings.env_id not in ENV_IDS:
         raise ValueError(f"unknown env id {settings.env_id!r}; choose one of {', '.join(ENV_IDS)}")
@@ -873,6 +875,9 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
         "curve": [dataclasses.asdict(point) for point in curve.points],
         "curve_episodes": settings.eval_episodes,
         "settings": {**dataclasses.asdict(settings), "out": str(settings.out)},
+        # A seed repeats its run only with the same torch threads and vector kernels (AVX2, AVX512, ...).
+        "torch": {"version": torch.__version__, "threads": torch.get_num_threads(),
+                  "cpu_capability": torch.backends.cpu.get_cpu_capability()},
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_learning_curve({settings.env_id: metrics}, out / "learning_curve.png")

@@ -61,7 +61,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 from machine import cpu_model
 
 import incidentiq
@@ -74,6 +73,7 @@ from incidentiq.train import (
     option_name,
     plot_learning_curve,
     schedule_problem,
+    torch_setup,
     train,
     update_problem,
 )
@@ -193,15 +193,16 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 def machine_info() -> dict:
     """Where the numbers were measured."""
+    setup = torch_setup()
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": setup["version"],
+        "torch_threads": setup["threads"],
+        "torch_cpu_capability": setup["cpu_capability"],
         "gymnasium": gym.__version__,
         "numpy": np.__version__,
         "incidentiq": incidentiq.__version__,

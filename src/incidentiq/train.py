@@ -875,13 +875,22 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
         "curve": [dataclasses.asdict(point) for point in curve.points],
         "curve_episodes": settings.eval_episodes,
         "settings": {**dataclasses.asdict(settings), "out": str(settings.out)},
-        # A seed repeats its run only with the same torch threads and vector kernels (AVX2, AVX512, ...).
-        "torch": {"version": torch.__version__, "threads": torch.get_num_threads(),
-                  "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+        "torch": torch_setup(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_learning_curve({settings.env_id: metrics}, out / "learning_curve.png")
     return metrics
+
+
+def torch_setup() -> dict[str, Any]:
+    """What of torch decides whether a seed repeats a run: its version, threads and vector kernels.
+
+    The kernels (``cpu_capability``: AVX2, AVX512, ...) follow the CPU, and
+    each set rounds float sums its own way; ``ATEN_CPU_CAPABILITY=avx2`` pins
+    the AVX2 ones on a machine that has AVX-512.
+    """
+    return {"version": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def plot_learning_curve(runs: dict[str, dict], path: str | Path) -> None:
@@ -939,6 +948,7 @@ __all__ = [
     "PPOSettings",
     "TokenFeaturesExtractor",
     "TrainSettings",
+    "discount_problem",
     "make_training_env",
     "mean_grade",
     "mixed_env_ids",
@@ -946,6 +956,7 @@ __all__ = [
     "plot_learning_curve",
     "reference_grades",
     "schedule_problem",
+    "torch_setup",
     "train",
     "update_problem",
 ]

@@ -265,6 +265,18 @@ def test_a_mix_that_leaves_no_env_for_the_task_or_names_no_id_is_refused(tmp_pat
     assert "expected TASK=K" in capsys.readouterr().err
 
 
+def test_train_refuses_ppo_settings_and_train_settings_that_disagree_on_the_number_of_envs(tmp_path):
+    with pytest.raises(ValueError, match="PPOSettings.n_envs is 2 but TrainSettings.n_envs is 4"):
+        train(TrainSettings(n_envs=4, ppo=TINY, out=tmp_path / "none"))
+    assert not (tmp_path / "none").exists(), "nothing is written for contradicting settings"
+    # The PPO default is replaced without complaint, as the CLI and every earlier run relied on.
+    settings = TrainSettings(env_id="IncidentIQ/SingleServiceOutage-v0", timesteps=64, n_envs=2, eval_every=64,
+                             eval_episodes=1, final_episodes=1, out=tmp_path / "run",
+                             ppo=dataclasses.replace(TINY, n_envs=PPOSettings.n_envs))
+    train(settings, progress=False)
+    assert PPOAgent.load(tmp_path / "run" / "model.zip").model.n_envs == 2, "the run played TrainSettings' envs"
+
+
 def test_train_writes_model_metrics_and_curve_and_the_policy_plays_the_text_env(tmp_path):
     scratch = Path(tempfile.gettempdir())  # the fixture's: where SB3's default logger would make a folder
     settings = TrainSettings(

@@ -484,6 +484,8 @@ class PPOSettings:
     """
 
     n_envs: int = 8
+    """How many envs fill a rollout (``n_steps * n_envs`` steps), which bounds ``batch_size``. :func:`train`
+    sets it to ``TrainSettings.n_envs``, and refuses settings that give the two different values."""
     n_steps: int = 256
     batch_size: int = 256
     n_epochs: int = 8
@@ -813,6 +815,10 @@ def train(settings: TrainSettings, progress: bool = True, log: Callable[[str], N
     if settings.timesteps < 1:
         raise ValueError(f"timesteps must be positive, got {settings.timesteps}")
     mixed_env_ids(settings.env_id, settings.n_envs, settings.mix)  # a bad mix fails before anything is written
+    if settings.ppo.n_envs not in (settings.n_envs, PPOSettings.n_envs):
+        # PPOSettings' default is always replaced; another value there and here is a contradiction to point out.
+        raise ValueError(f"PPOSettings.n_envs is {settings.ppo.n_envs} but TrainSettings.n_envs is {settings.n_envs}; "
+                         "the run uses TrainSettings.n_envs, so give both the same value")
     if settings.split not in TRAINING_SPLITS:
         raise ValueError(f"training draws from split 'train' or 'all', got {settings.split!r}")
     out = Path(settings.out)

@@ -418,7 +418,7 @@ def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
                  "64", "--eval-episodes", "2", "--final-episodes", "2", "--out", str(out), "--split", "all",
                  "--evidence-conclusions", "--learning-rate", "0.002", "--final-learning-rate", "0.001",
                  "--ent-coef", "0.04", "--final-ent-coef", "0.01", "--batch-size", "128", "--n-epochs", "2",
-                 "--quiet"])
+                 "--n-steps", "64", "--gamma", "0.99", "--quiet"])
     assert code == 0
     assert (out / "model.zip").is_file()
     settings = json.loads((out / "metrics.json").read_text())["settings"]
@@ -427,7 +427,8 @@ def test_cli_train_then_evaluate_the_saved_policy(tmp_path, capsys):
             ] == [0.002, 0.001, 0.04, 0.01]
     model = PPOAgent.load(out / "model.zip").model
     assert model.ent_coef == 0.01  # the decayed bonus the last update used
-    assert (model.batch_size, model.n_epochs) == (128, 2)
+    assert (model.batch_size, model.n_epochs, model.n_steps, model.gamma) == (128, 2, 64, 0.99)
+    assert (settings["ppo"]["n_steps"], settings["ppo"]["gamma"]) == (64, 0.99)
     assert "mean test grade" in capsys.readouterr().out
     code = main(["evaluate", "--agent", f"ppo:{out / 'model.zip'}", "--task", "single_service_outage",
                  "--episodes", "2", "--quiet"])
@@ -446,6 +447,11 @@ def test_cli_train_refuses_bad_ppo_settings_naming_the_option(capsys):
         (["--batch-size", "1"], "--batch-size must lie in [2, 2048] (one rollout), got 1"),
         (["--n-envs", "2", "--batch-size", "1024"], "--batch-size must lie in [2, 512] (one rollout), got 1024"),
         (["--n-epochs", "0"], "argument --n-epochs: must be at least 1, got 0"),
+        (["--n-steps", "16"], "--batch-size must lie in [2, 128] (one rollout), got 256"),
+        (["--n-steps", "0"], "argument --n-steps: must be at least 1, got 0"),
+        (["--gamma", "0"], "--gamma must lie in (0, 1], got 0.0"),
+        (["--gamma", "1.5"], "--gamma must lie in (0, 1], got 1.5"),
+        (["--gamma", "nan"], "argument --gamma: expected a finite number, got 'nan'"),
     ):
         assert main(["train", *bad]) == 2
         assert message in capsys.readouterr().err
@@ -455,8 +461,10 @@ def test_cli_train_refuses_bad_ppo_settings_naming_the_option(capsys):
     assert f"starts at (default: {defaults.learning_rate})" in text
     assert f"end of the run (default: {defaults.final_learning_rate})" in text
     assert f"bonus a run starts at (default: {defaults.ent_coef})" in text and defaults.final_ent_coef is None
-    assert f"at most one rollout of {defaults.n_steps} steps per env (default: {defaults.batch_size})" in text
+    assert f"at most one rollout (--n-steps steps of each env) (default: {defaults.batch_size})" in text
     assert f"passes over each rollout (default: {defaults.n_epochs})" in text
+    assert f"env steps each env plays per rollout (default: {defaults.n_steps})" in text
+    assert f"discount of future rewards, in (0, 1] (default: {defaults.gamma})" in text
 
 
 def test_cli_train_refuses_to_train_on_the_test_split(capsys):

@@ -7,7 +7,8 @@ incidentiq evaluate --agent A [--task T|all] [--split S] [--episodes N] [--seed 
 incidentiq serve [--host H] [--port P] [--max-sessions N] [--admin-token T] [--log-level L]
 incidentiq train [--task T] [--timesteps N] [--n-envs K] [--seed S] [--out DIR] [--subprocess] [--mix T=K]
                  [--split train|all] [--evidence-conclusions] [--learning-rate LR] [--final-learning-rate LR]
-                 [--ent-coef C] [--final-ent-coef C] [--batch-size N] [--n-epochs N] [--quiet]
+                 [--ent-coef C] [--final-ent-coef C] [--batch-size N] [--n-epochs N] [--n-steps N] [--gamma G]
+                 [--quiet]
 ```
 
 ``T`` is a task id (``single_service_outage``, ``cascading_failure``,
@@ -680,8 +681,8 @@ def _port_number(text: str) -> int:
 
 SCHEDULE_OPTIONS = ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
 """The ``PPOSettings`` schedules ``incidentiq train`` sets from options of the same name."""
-UPDATE_OPTIONS = ("batch_size", "n_epochs")
-"""The ``PPOSettings`` update sizes ``incidentiq train`` sets from options of the same name."""
+UPDATE_OPTIONS = ("batch_size", "n_epochs", "n_steps", "gamma")
+"""The ``PPOSettings`` update sizes and discount ``incidentiq train`` sets from options of the same name."""
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -689,6 +690,7 @@ def _train_command(args: argparse.Namespace) -> int:
         from incidentiq.train import (
             PPOSettings,
             TrainSettings,
+            discount_problem,
             mixed_env_ids,
             option_name,
             schedule_problem,
@@ -712,7 +714,9 @@ def _train_command(args: argparse.Namespace) -> int:
 
     schedules, updates = chosen(SCHEDULE_OPTIONS), chosen(UPDATE_OPTIONS)
     problem = (schedule_problem(**schedules, name=option_name)
-               or update_problem(**updates, rollout=defaults.n_steps * args.n_envs, name=option_name))
+               or update_problem(updates["batch_size"], updates["n_epochs"], updates["n_steps"] * args.n_envs,
+                                 option_name)
+               or discount_problem(updates["gamma"], option_name))
     if problem is not None:
         raise UsageError(problem)
     settings = TrainSettings(
@@ -962,10 +966,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         train_parser.add_argument(option, type=number, metavar=metavar, help=text)
     for option, text in (  # the size of each update: PPOSettings' fields of the same names
-        ("--batch-size", "env steps per minibatch, at most one rollout of 256 steps per env (default: 256)"),
+        ("--batch-size", "env steps per minibatch, at most one rollout (--n-steps steps of each env) (default: 256)"),
         ("--n-epochs", "passes over each rollout (default: 8)"),
+        ("--n-steps", "env steps each env plays per rollout (default: 256)"),
     ):
         train_parser.add_argument(option, type=count, metavar="N", help=text)
+    train_parser.add_argument("--gamma", type=number, metavar="G",
+                              help="the discount of future rewards, in (0, 1] (default: 0.95)")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)
     return parser

@@ -64,18 +64,17 @@ import numpy as np
 from machine import cpu_model
 
 import incidentiq
+from incidentiq.cli import PPO_OPTIONS, add_ppo_options, chosen_ppo_options
 from incidentiq.train import (
     TARGET_GRADE,
     TRAINING_SPLITS,
     PPOSettings,
     TrainSettings,
-    discount_problem,
     option_name,
     plot_learning_curve,
-    schedule_problem,
+    ppo_problem,
     torch_setup,
     train,
-    update_problem,
 )
 
 STEP_BUDGET = 300_000
@@ -152,43 +151,21 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--evidence-conclusions", action="store_true",
                         help="score the hard task's conclusions from the findings, not the context, and resolve "
                              "hard incidents only by concluding one (PPOSettings.evidence_conclusions)")
-    parser.add_argument("--final-learning-rate", type=float, default=defaults.final_learning_rate, metavar="LR",
-                        help="the rate the learning rate decays to by the end of each run "
-                             "(PPOSettings.final_learning_rate; default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, metavar="LR",
-                        help="the rate each run starts at (PPOSettings.learning_rate; default: %(default)s)")
-    parser.add_argument("--ent-coef", type=float, default=defaults.ent_coef, metavar="C",
-                        help="the entropy coefficient each run starts at (PPOSettings.ent_coef; default: %(default)s)")
-    parser.add_argument("--final-ent-coef", type=float, default=defaults.final_ent_coef, metavar="C",
-                        help="the entropy coefficient each run decays to, linearly from --ent-coef "
-                             "(PPOSettings.final_ent_coef; default: no decay)")
-    parser.add_argument("--n-epochs", type=int, default=defaults.n_epochs, metavar="N",
-                        help="passes over each rollout (PPOSettings.n_epochs; default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
-                        help=f"minibatch size, from 2 to one rollout (--n-steps x {N_ENVS} envs; "
-                             "PPOSettings.batch_size; default: %(default)s)")
-    parser.add_argument("--gamma", type=float, default=defaults.gamma, metavar="G",
-                        help="the discount of future rewards, in (0, 1] (PPOSettings.gamma; default: %(default)s)")
-    parser.add_argument("--n-steps", type=int, default=defaults.n_steps, metavar="N",
-                        help=f"steps of each of the {N_ENVS} envs per rollout, between two updates "
-                             "(PPOSettings.n_steps; default: %(default)s)")
+    add_ppo_options(parser)  # the PPOSettings fields, as `incidentiq train` takes them
     args = parser.parse_args(argv)
     unknown = [env_id for env_id in args.env_ids if env_id not in incidentiq.ENV_IDS]
     if unknown:
         parser.error(f"unknown env ids {unknown}; choose from {list(incidentiq.ENV_IDS)}")
-    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes", "n_steps"):
+    for name in ("timesteps", "eval_every", "eval_episodes", "final_episodes"):
         if getattr(args, name) < 1:
             parser.error(f"{option_name(name)} must be positive")
-    problem = (schedule_problem(args.learning_rate, args.final_learning_rate, args.ent_coef, args.final_ent_coef,
-                                option_name)
-               or update_problem(args.batch_size, args.n_epochs, args.n_steps * N_ENVS, option_name)
-               or discount_problem(args.gamma, option_name))
+    ppo = chosen_ppo_options(args, PPOSettings)
+    problem = ppo_problem(**ppo, n_envs=N_ENVS, name=option_name)
     if problem is not None:
         parser.error(problem)
     return Settings(tuple(args.env_ids), args.timesteps, args.seed, args.eval_every, args.eval_episodes,
                     args.final_episodes, args.out_dir, args.progress, args.mix, args.train_split,
-                    args.evidence_conclusions, args.final_learning_rate, args.learning_rate, args.final_ent_coef,
-                    args.ent_coef, args.n_epochs, args.batch_size, args.gamma, args.n_steps)
+                    args.evidence_conclusions, **ppo)
 
 
 def machine_info() -> dict:
@@ -249,14 +226,7 @@ def run(settings: Settings) -> dict:
                 final_episodes=settings.final_episodes,
                 out=run_dir(settings.out_dir, env_id),
                 ppo=PPOSettings(evidence_conclusions=settings.evidence_conclusions,
-                                learning_rate=settings.learning_rate,
-                                final_learning_rate=settings.final_learning_rate,
-                                ent_coef=settings.ent_coef,
-                                final_ent_coef=settings.final_ent_coef,
-                                n_epochs=settings.n_epochs,
-                                batch_size=settings.batch_size,
-                                gamma=settings.gamma,
-                                n_steps=settings.n_steps),
+                                **{name: getattr(settings, name) for name in PPO_OPTIONS}),
             ),
             progress=settings.progress,
             log=lambda text: print(f"   {text}", file=sys.stderr, flush=True),

@@ -679,10 +679,40 @@ def _port_number(text: str) -> int:
 # ---- train ------------------------------------------------------------------------------
 
 
-SCHEDULE_OPTIONS = ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef")
-"""The ``PPOSettings`` schedules ``incidentiq train`` sets from options of the same name."""
-UPDATE_OPTIONS = ("batch_size", "n_epochs", "n_steps", "gamma")
-"""The ``PPOSettings`` update sizes and discount ``incidentiq train`` sets from options of the same name."""
+PPO_OPTIONS = ("learning_rate", "final_learning_rate", "ent_coef", "final_ent_coef", "batch_size", "n_epochs",
+               "n_steps", "gamma")
+"""The ``PPOSettings`` fields that :func:`add_ppo_options` turns into options of the same name."""
+
+
+def add_ppo_options(parser: argparse.ArgumentParser) -> None:
+    """Add an option per field of :data:`PPO_OPTIONS` (``--learning-rate LR`` and so on) to ``parser``.
+
+    Each defaults to ``None``, which :func:`chosen_ppo_options` reads as
+    PPOSettings' own default (the help states it). ``incidentiq train`` and
+    ``benchmarks/bench_training.py`` share them.
+    """
+    number = _argument_type("number", _finite_float)
+    count = _argument_type("count", _int_at_least(1))
+    for option, kind, metavar, text in (
+        ("--learning-rate", number, "LR", "the learning rate a run starts at (default: 0.001)"),
+        ("--final-learning-rate", number, "LR",
+         "the rate it decays to, linearly, by the end of the run (default: 0.0)"),
+        ("--ent-coef", number, "C", "the entropy bonus a run starts at (default: 0.03)"),
+        ("--final-ent-coef", number, "C", "the bonus it decays to, linearly, by the end of the run, at most "
+         "--ent-coef (default: no decay)"),
+        ("--batch-size", count, "N",
+         "env steps per minibatch, at most one rollout (--n-steps steps of each env) (default: 256)"),
+        ("--n-epochs", count, "N", "passes over each rollout (default: 8)"),
+        ("--n-steps", count, "N", "env steps each env plays per rollout (default: 256)"),
+        ("--gamma", number, "G", "the discount of future rewards, in (0, 1] (default: 0.95)"),
+    ):
+        parser.add_argument(option, type=kind, metavar=metavar, help=text)
+
+
+def chosen_ppo_options(args: argparse.Namespace, defaults: Any) -> dict[str, Any]:
+    """The :data:`PPO_OPTIONS` values ``args`` sets, each option left out taking its value from ``defaults``."""
+    return {name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name)
+            for name in PPO_OPTIONS}
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -690,12 +720,10 @@ def _train_command(args: argparse.Namespace) -> int:
         from incidentiq.train import (
             PPOSettings,
             TrainSettings,
-            discount_problem,
             mixed_env_ids,
             option_name,
-            schedule_problem,
+            ppo_problem,
             train,
-            update_problem,
         )
     except ImportError as exc:
         raise UsageError(str(exc)) from exc
@@ -707,16 +735,8 @@ def _train_command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / task.task_id
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a directory")
-    defaults = PPOSettings()
-
-    def chosen(names: tuple[str, ...]) -> dict[str, Any]:  # an option left out keeps PPOSettings' default
-        return {name: getattr(defaults, name) if getattr(args, name) is None else getattr(args, name) for name in names}
-
-    schedules, updates = chosen(SCHEDULE_OPTIONS), chosen(UPDATE_OPTIONS)
-    problem = (schedule_problem(**schedules, name=option_name)
-               or update_problem(updates["batch_size"], updates["n_epochs"], updates["n_steps"] * args.n_envs,
-                                 option_name)
-               or discount_problem(updates["gamma"], option_name))
+    chosen = chosen_ppo_options(args, PPOSettings)
+    problem = ppo_problem(**chosen, n_envs=args.n_envs, name=option_name)
     if problem is not None:
         raise UsageError(problem)
     settings = TrainSettings(
@@ -731,7 +751,7 @@ def _train_command(args: argparse.Namespace) -> int:
         out=out,
         mix=tuple(args.mix),
         split=args.split,
-        ppo=PPOSettings(n_envs=args.n_envs, evidence_conclusions=args.evidence_conclusions, **schedules, **updates),
+        ppo=PPOSettings(n_envs=args.n_envs, evidence_conclusions=args.evidence_conclusions, **chosen),
     )
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     metrics = train(settings, progress=not args.quiet, log=say)
@@ -956,23 +976,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score the hard task's conclusions (\"resolve concluding hypothesis k\") from what the findings say "
         "rather than from the whole incident's context, and resolve hard incidents only by concluding one",
     )
-    number = _argument_type("number", _finite_float)
-    for option, metavar, text in (  # the schedules: PPOSettings' fields of the same names
-        ("--learning-rate", "LR", "the learning rate a run starts at (default: 0.001)"),
-        ("--final-learning-rate", "LR", "the rate it decays to, linearly, by the end of the run (default: 0.0)"),
-        ("--ent-coef", "C", "the entropy bonus a run starts at (default: 0.03)"),
-        ("--final-ent-coef", "C", "the bonus it decays to, linearly, by the end of the run, at most --ent-coef "
-         "(default: no decay)"),
-    ):
-        train_parser.add_argument(option, type=number, metavar=metavar, help=text)
-    for option, text in (  # the size of each update: PPOSettings' fields of the same names
-        ("--batch-size", "env steps per minibatch, at most one rollout (--n-steps steps of each env) (default: 256)"),
-        ("--n-epochs", "passes over each rollout (default: 8)"),
-        ("--n-steps", "env steps each env plays per rollout (default: 256)"),
-    ):
-        train_parser.add_argument(option, type=count, metavar="N", help=text)
-    train_parser.add_argument("--gamma", type=number, metavar="G",
-                              help="the discount of future rewards, in (0, 1] (default: 0.95)")
+    add_ppo_options(train_parser)
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar or curve log")
     train_parser.set_defaults(handler=_train_command)
     return parser

@@ -464,6 +464,30 @@ def discount_problem(gamma: float, name: Callable[[str], str] = str) -> str | No
     return None
 
 
+def ppo_problem(
+    learning_rate: float,
+    final_learning_rate: float,
+    ent_coef: float,
+    final_ent_coef: float | None,
+    batch_size: int,
+    n_epochs: int,
+    n_steps: int,
+    gamma: float,
+    n_envs: int,
+    name: Callable[[str], str] = str,
+) -> str | None:
+    """What is wrong with these :class:`PPOSettings` values, or ``None``: the first of :func:`schedule_problem`,
+    :func:`update_problem` (for a rollout of ``n_steps * n_envs``) and :func:`discount_problem`.
+
+    >>> ppo_problem(1e-3, 0.0, 0.03, None, batch_size=256, n_epochs=8, n_steps=16, gamma=0.95, n_envs=8,
+    ...             name=option_name)
+    '--batch-size must lie in [2, 128] (one rollout), got 256'
+    """
+    return (schedule_problem(learning_rate, final_learning_rate, ent_coef, final_ent_coef, name)
+            or update_problem(batch_size, n_epochs, n_steps * n_envs, name)
+            or discount_problem(gamma, name))
+
+
 def option_name(field: str) -> str:
     """The command-line option that sets a settings field: ``final_ent_coef`` is ``--final-ent-coef``."""
     return "--" + field.replace("_", "-")
@@ -509,9 +533,8 @@ class PPOSettings:
     lists hypotheses only by concluding one (see :class:`CatalogHead`)."""
 
     def __post_init__(self):
-        problem = (schedule_problem(self.learning_rate, self.final_learning_rate, self.ent_coef, self.final_ent_coef)
-                   or update_problem(self.batch_size, self.n_epochs, self.n_steps * self.n_envs)
-                   or discount_problem(self.gamma))
+        problem = ppo_problem(self.learning_rate, self.final_learning_rate, self.ent_coef, self.final_ent_coef,
+                              self.batch_size, self.n_epochs, self.n_steps, self.gamma, self.n_envs)
         if problem is not None:
             raise ValueError(problem)
 
@@ -960,6 +983,7 @@ __all__ = [
     "mixed_env_ids",
     "option_name",
     "plot_learning_curve",
+    "ppo_problem",
     "reference_grades",
     "schedule_problem",
     "torch_setup",
